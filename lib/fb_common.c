@@ -1,0 +1,22 @@
+/* fb_common.c — clocks and tiny string helpers. */
+#include "fb_common.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t fb_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+uint64_t fb_mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+char *fb_strdup0(const char *s) {
+    return s ? strdup(s) : NULL;
+}

@@ -1,0 +1,181 @@
+/* fb_config.c — the one table of settings, and the inih-driven loader. */
+#include "fb_config.h"
+#include "fb_common.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { T_INT, T_STR } s_type_t;
+
+typedef struct {
+    const char *section;
+    const char *name;
+    s_type_t type;
+    size_t offset;
+    long min, max;
+    const char *def;
+    bool reloadable;
+    const char *help;
+} s_option_t;
+
+#define OPT(sec, key, type, field, min, max, def, rel, help)                                       \
+    {sec, key, type, offsetof(fb_config_t, field), min, max, def, rel, help}
+
+static const s_option_t s_options[] = {
+    OPT("general", "instance_id", T_INT, instance_id, 0, 999, "1", false,
+        "number of this intake instance, part of every tracking number"),
+    OPT("general", "data_dir", T_STR, data_dir, 0, 0, "var/data", false,
+        "spool, token cache and photos live here"),
+    OPT("general", "timezone", T_STR, timezone, 0, 0, "Asia/Shanghai", false,
+        "the city's time zone for deadlines and the calendar"),
+    OPT("general", "log_level", T_STR, log_level, 0, 0, "info", true, "debug|info|warn|error"),
+    OPT("db", "conninfo", T_STR, db_conninfo, 0, 0, "dbname=fenbo", false,
+        "libpq connection string"),
+    OPT("bus", "petitions", T_STR, bus_petitions, 0, 0, "tcp://127.0.0.1:5555", false,
+        "dispatcher ROUTER endpoint (intake DEALERs connect)"),
+    OPT("bus", "assignments", T_STR, bus_assignments, 0, 0, "tcp://127.0.0.1:5556", false,
+        "dispatcher PUB endpoint (workers subscribe)"),
+    OPT("bus", "sndhwm", T_INT, bus_sndhwm, 100, 10000000, "100000", false,
+        "high-water mark of the bus sockets, in messages"),
+    OPT("bus", "maxmsgsize", T_INT, bus_maxmsgsize, 4096, 64 << 20, "4194304", false,
+        "largest bus message accepted, in bytes"),
+    OPT("intake", "address", T_STR, intake_address, 0, 0, "127.0.0.1", false,
+        "HTTP listen address"),
+    OPT("intake", "port", T_INT, intake_port, 1, 65535, "12345", false, "HTTP listen port"),
+    OPT("intake", "max_body", T_INT, intake_max_body, 1024, 64 << 20, "1048576", false,
+        "largest request body, in bytes (413 beyond)"),
+    OPT("intake", "max_connections", T_INT, intake_max_connections, 1, 100000, "4096", false,
+        "open HTTP connections at most"),
+    OPT("intake", "per_ip_connections", T_INT, intake_per_ip_connections, 0, 100000, "0", false,
+        "open HTTP connections per client address (0 = no limit)"),
+    OPT("intake", "connection_timeout", T_INT, intake_connection_timeout, 1, 3600, "30", false,
+        "seconds an idle connection is kept"),
+    OPT("intake", "resend_ms", T_INT, intake_resend_ms, 10, 600000, "1000", true,
+        "first resend of an unacknowledged petition, in ms (doubles each time)"),
+    OPT("intake", "resend_max_ms", T_INT, intake_resend_max_ms, 10, 3600000, "8000", true,
+        "longest wait between resends, in ms"),
+    OPT("intake", "token_refresh_s", T_INT, intake_token_refresh_s, 1, 86400, "30", true,
+        "how often intake copies the token table from PostgreSQL"),
+    OPT("intake", "idempotency_days", T_INT, intake_idempotency_days, 1, 365, "7", false,
+        "how long a retry with the same key gets the first answer"),
+    OPT("intake", "spool_segment_bytes", T_INT, spool_segment_bytes, 4096, 1 << 30, "16777216",
+        false, "size at which the spool starts a new segment file"),
+    OPT("dispatcher", "batch_max", T_INT, dispatch_batch_max, 1, 100000, "1000", true,
+        "petitions per transaction at most"),
+    OPT("dispatcher", "batch_wait_ms", T_INT, dispatch_batch_wait_ms, 0, 10000, "2", true,
+        "how long a batch waits for more petitions, in ms"),
+    OPT("worker", "address", T_STR, worker_address, 0, 0, "127.0.0.1", false,
+        "HTTP listen address"),
+    OPT("worker", "port", T_INT, worker_port, 1, 65535, "12346", false, "HTTP listen port"),
+    OPT("worker", "catchup_s", T_INT, worker_catchup_s, 1, 3600, "5", true,
+        "how often a worker looks in PostgreSQL for what the bus did not bring"),
+};
+
+static void set_str(char **dst, const char *v) {
+    char *copy = strdup(v);
+    if (!copy)
+        return;
+    free(*dst);
+    *dst = copy;
+}
+
+void fb_config_defaults(fb_config_t *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < FB_ARRAY_LEN(s_options); i++) {
+        const s_option_t *o = &s_options[i];
+        char *p = (char *)cfg + o->offset;
+        if (o->type == T_INT)
+            *(int *)p = atoi(o->def);
+        else
+            set_str((char **)p, o->def);
+    }
+}
+
+typedef struct {
+    fb_config_t *cfg;
+    char *err;
+    size_t errlen;
+    bool failed;
+} s_load_t;
+
+static int on_value(void *ud, const char *section, const char *name, const char *value) {
+    s_load_t *ld = ud;
+    for (size_t i = 0; i < FB_ARRAY_LEN(s_options); i++) {
+        const s_option_t *o = &s_options[i];
+        if (strcmp(o->section, section) != 0 || strcmp(o->name, name) != 0)
+            continue;
+        char *p = (char *)ld->cfg + o->offset;
+        if (o->type == T_STR) {
+            set_str((char **)p, value);
+            return 1;
+        }
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end != '\0' || v < o->min || v > o->max) {
+            snprintf(ld->err, ld->errlen, "[%s] %s = '%s': expected a whole number in %ld..%ld",
+                     section, name, value, o->min, o->max);
+            ld->failed = true;
+            return 0;
+        }
+        *(int *)p = (int)v;
+        return 1;
+    }
+    snprintf(ld->err, ld->errlen, "[%s] %s: unknown setting", section, name);
+    ld->failed = true;
+    return 0;
+}
+
+int fb_config_load(fb_config_t *cfg, const char *path, char *err, size_t errlen) {
+    s_load_t ld = {cfg, err, errlen, false};
+    int rc = ini_parse(path, on_value, &ld);
+    if (rc == -1) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return FB_EIO;
+    }
+    if (rc != 0) {
+        if (!ld.failed)
+            snprintf(err, errlen, "%s:%d: syntax error", path, rc);
+        else {
+            char tmp[512];
+            snprintf(tmp, sizeof tmp, "%s:%d: %s", path, rc, err);
+            snprintf(err, errlen, "%s", tmp);
+        }
+        return FB_EINVAL;
+    }
+    return 0;
+}
+
+void fb_config_print(const fb_config_t *cfg, FILE *out) {
+    const char *section = "";
+    for (size_t i = 0; i < FB_ARRAY_LEN(s_options); i++) {
+        const s_option_t *o = &s_options[i];
+        if (strcmp(section, o->section) != 0) {
+            fprintf(out, "%s[%s]\n", i ? "\n" : "", o->section);
+            section = o->section;
+        }
+        const char *p = (const char *)cfg + o->offset;
+        fprintf(out, "; %s%s\n", o->help, o->reloadable ? " (SIGHUP reloads)" : "");
+        if (o->type == T_INT)
+            fprintf(out, "%s = %d  ; %ld..%ld\n", o->name, *(const int *)p, o->min, o->max);
+        else
+            fprintf(out, "%s = %s\n", o->name, *(char *const *)p);
+    }
+}
+
+void fb_config_free(fb_config_t *cfg) {
+    for (size_t i = 0; i < FB_ARRAY_LEN(s_options); i++) {
+        if (s_options[i].type == T_STR) {
+            char **p = (char **)((char *)cfg + s_options[i].offset);
+            free(*p);
+            *p = NULL;
+        }
+    }
+}
+
+void fb_config_path(const fb_config_t *cfg, const char *name, char *out, size_t outlen) {
+    snprintf(out, outlen, "%s/%s", cfg->data_dir, name);
+}

@@ -1,0 +1,56 @@
+/* fb_config.h — fenbo's configuration: one INI file (parsed by inih) read by
+ * every daemon, described by one declarative table (fb_config.c) that drives
+ * the parser, the defaults, the bounds, `--check-config` and `fenboctl config`. */
+#ifndef FB_CONFIG_H
+#define FB_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef struct fb_config {
+    /* [general] */
+    int instance_id;
+    char *data_dir;
+    char *timezone;
+    char *log_level;
+    /* [db] */
+    char *db_conninfo;
+    /* [bus] */
+    char *bus_petitions;   /* dispatcher's ROUTER; intake connects its DEALER */
+    char *bus_assignments; /* dispatcher's PUB; workers connect SUB */
+    int bus_sndhwm;
+    int bus_maxmsgsize;
+    /* [intake] */
+    char *intake_address;
+    int intake_port;
+    int intake_max_body;
+    int intake_max_connections;
+    int intake_per_ip_connections;
+    int intake_connection_timeout;
+    int intake_resend_ms;
+    int intake_resend_max_ms;
+    int intake_token_refresh_s;
+    int intake_idempotency_days;
+    int spool_segment_bytes;
+    /* [dispatcher] */
+    int dispatch_batch_max;
+    int dispatch_batch_wait_ms;
+    /* [worker] */
+    char *worker_address;
+    int worker_port;
+    int worker_catchup_s;
+} fb_config_t;
+
+/* Fills cfg with the defaults of the table. */
+void fb_config_defaults(fb_config_t *cfg);
+/* Loads path over the defaults. On error writes a message naming the line and
+ * key to err and returns FB_EINVAL (unknown key, bad number, out of bounds) or
+ * FB_EIO (cannot read). */
+int fb_config_load(fb_config_t *cfg, const char *path, char *err, size_t errlen);
+/* Prints every setting with its value, bounds and whether SIGHUP reloads it. */
+void fb_config_print(const fb_config_t *cfg, FILE *out);
+void fb_config_free(fb_config_t *cfg);
+/* Resolves `name` under data_dir into out. */
+void fb_config_path(const fb_config_t *cfg, const char *name, char *out, size_t outlen);
+
+#endif

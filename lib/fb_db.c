@@ -1,0 +1,83 @@
+/* fb_db.c — libpq helpers. */
+#include "fb_db.h"
+#include "fb_common.h"
+#include "fb_log.h"
+
+#include <string.h>
+
+const char *fb_db_error(PGconn *db) {
+    static char buf[512];
+    const char *m = db ? PQerrorMessage(db) : "no connection";
+    size_t i = 0;
+    for (; m[i] && i < sizeof buf - 1; i++)
+        buf[i] = (m[i] == '\n' || m[i] == '"') ? ' ' : m[i];
+    while (i > 0 && buf[i - 1] == ' ')
+        i--;
+    buf[i] = '\0';
+    return buf;
+}
+
+int fb_db_connect(const char *conninfo, PGconn **out) {
+    PGconn *db = PQconnectdb(conninfo);
+    if (PQstatus(db) != CONNECTION_OK) {
+        fb_log(FB_LOG_WARN, "event=db_connect_failed error=\"%s\"", fb_db_error(db));
+        PQfinish(db);
+        *out = NULL;
+        return FB_EDB;
+    }
+    *out = db;
+    return 0;
+}
+
+int fb_db_exec(PGconn *db, const char *sql, int nparams, const char *const *params) {
+    PGresult *r = PQexecParams(db, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    int rc = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? 0 : FB_EDB;
+    if (rc)
+        fb_log(FB_LOG_WARN, "event=db_error error=\"%s\"", fb_db_error(db));
+    PQclear(r);
+    return rc;
+}
+
+int fb_db_query_json(PGconn *db, const char *sql, int nparams, const char *const *params,
+                     json_t **out) {
+    *out = NULL;
+    PGresult *r = PQexecParams(db, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) != 1) {
+        fb_log(FB_LOG_WARN, "event=db_error error=\"%s\"", fb_db_error(db));
+        PQclear(r);
+        return FB_EDB;
+    }
+    if (PQgetisnull(r, 0, 0)) {
+        *out = json_array();
+    } else {
+        json_error_t e;
+        *out = json_loads(PQgetvalue(r, 0, 0), 0, &e);
+    }
+    PQclear(r);
+    return *out ? 0 : FB_EDB;
+}
+
+int fb_db_load_routing(PGconn *db, json_t **rules, json_t **jurisdictions, json_t **calendar) {
+    *rules = *jurisdictions = *calendar = NULL;
+    int rc = fb_db_query_json(db,
+                              "SELECT json_agg(r ORDER BY priority, id) FROM route_rules r "
+                              "WHERE enabled",
+                              0, NULL, rules);
+    if (!rc)
+        rc = fb_db_query_json(db,
+                              "SELECT json_agg(json_build_object('department_code', "
+                              "j.department_code, 'region_code', j.region_code)) "
+                              "FROM jurisdictions j JOIN departments d ON d.code = "
+                              "j.department_code WHERE d.active",
+                              0, NULL, jurisdictions);
+    if (!rc)
+        rc = fb_db_query_json(db, "SELECT json_agg(c) FROM calendar_days c", 0, NULL, calendar);
+    if (rc) {
+        json_decref(*rules);
+        json_decref(*jurisdictions);
+        json_decref(*calendar);
+        *rules = *jurisdictions = *calendar = NULL;
+    }
+    return rc;
+}

@@ -1,0 +1,24 @@
+/* fb_db.h — the few libpq patterns every program repeats. SQL text is always
+ * constant; values travel as parameters. */
+#ifndef FB_DB_H
+#define FB_DB_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+/* Connects; on failure logs the cause and returns FB_EDB. *out is the
+ * caller's: PQfinish(). */
+int fb_db_connect(const char *conninfo, PGconn **out);
+/* Runs a command expecting no rows; logs and returns FB_EDB on error. */
+int fb_db_exec(PGconn *db, const char *sql, int nparams, const char *const *params);
+/* Runs a query whose single row and column is JSON text (e.g. json_agg(…))
+ * and parses it; NULL becomes an empty array. *out is the caller's. */
+int fb_db_query_json(PGconn *db, const char *sql, int nparams, const char *const *params,
+                     json_t **out);
+/* The message of the last error, one line. */
+const char *fb_db_error(PGconn *db);
+
+/* Loads rules, jurisdictions and calendar_days as the matcher wants them. */
+int fb_db_load_routing(PGconn *db, json_t **rules, json_t **jurisdictions, json_t **calendar);
+
+#endif

@@ -1,0 +1,291 @@
+/* fb_http.c — libmicrohttpd on a libuv loop. */
+#include "fb_http.h"
+#include "fb_common.h"
+#include "fb_log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fb_http {
+    struct MHD_Daemon *mhd;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    int open_handles;
+    fb_http_handler_cb cb;
+    void *ud;
+    size_t max_body;
+    int port;
+};
+
+struct fb_http_req {
+    fb_http_t *srv;
+    struct MHD_Connection *conn;
+    char *method, *path;
+    char *body;
+    size_t len, cap;
+    bool too_large, dispatched, suspended, answered;
+    struct MHD_Response *response;
+    unsigned status;
+    char peer[64];
+};
+
+static void run(fb_http_t *h);
+
+static void on_timer(uv_timer_t *t) {
+    run(t->data);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events) {
+    (void)status;
+    (void)events;
+    run(p->data);
+}
+
+static void run(fb_http_t *h) {
+    if (!h->mhd)
+        return;
+    MHD_run(h->mhd);
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (MHD_get_timeout(h->mhd, &ms) == MHD_YES)
+        uv_timer_start(&h->timer, on_timer, ms > 1000 ? 1000 : ms, 0);
+    else
+        uv_timer_start(&h->timer, on_timer, 1000, 0);
+}
+
+static enum MHD_Result queue(fb_http_req_t *r) {
+    enum MHD_Result ret = MHD_queue_response(r->conn, r->status, r->response);
+    MHD_destroy_response(r->response);
+    r->response = NULL;
+    return ret;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls) {
+    (void)version;
+    fb_http_t *h = cls;
+    fb_http_req_t *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->srv = h;
+        r->conn = c;
+        r->method = strdup(method);
+        r->path = strdup(url);
+        *con_cls = r;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, r->peer,
+                      sizeof r->peer);
+        if (!r->method || !r->path)
+            return MHD_NO;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > h->max_body) {
+            /* Refuse before reading a byte of an announced oversized body. */
+            fb_http_error(r, 413, "body_too_large", NULL, "request body exceeds %zu bytes",
+                          h->max_body);
+            return queue(r);
+        }
+        return MHD_YES;
+    }
+    if (r->response)
+        return queue(r);
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->too_large || r->len + n > h->max_body) {
+            r->too_large = true;
+            return MHD_YES;
+        }
+        if (r->len + n + 1 > r->cap) {
+            size_t cap = r->cap ? r->cap : 4096;
+            while (cap < r->len + n + 1)
+                cap *= 2;
+            char *nb = realloc(r->body, cap);
+            if (!nb)
+                return MHD_NO;
+            r->body = nb;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        r->body[r->len] = '\0';
+        return MHD_YES;
+    }
+    if (r->dispatched)
+        return MHD_YES;
+    r->dispatched = true;
+    if (r->too_large)
+        fb_http_error(r, 413, "body_too_large", NULL, "request body exceeds %zu bytes",
+                      h->max_body);
+    else
+        h->cb(h->ud, r);
+    if (r->response)
+        return queue(r);
+    if (!r->answered) {
+        r->suspended = true;
+        MHD_suspend_connection(c);
+    }
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)c;
+    (void)toe;
+    fb_http_req_t *r = *con_cls;
+    if (!r)
+        return;
+    if (r->response)
+        MHD_destroy_response(r->response);
+    free(r->method);
+    free(r->path);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+int fb_http_start(uv_loop_t *loop, const fb_http_opts_t *o, fb_http_handler_cb cb, void *ud,
+                  fb_http_t **out) {
+    *out = NULL;
+    fb_http_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return FB_ENOMEM;
+    h->cb = cb;
+    h->ud = ud;
+    h->max_body = o->max_body;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
+    if (inet_pton(AF_INET, o->address, &sa.sin_addr) != 1) {
+        fb_log(FB_LOG_ERROR, "event=http_bad_address address=%s", o->address);
+        free(h);
+        return FB_EINVAL;
+    }
+    h->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, (uint16_t)o->port, NULL,
+        NULL, on_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(o->max_connections ? o->max_connections : 1024), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        o->per_ip_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(o->timeout_s ? o->timeout_s : 30), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (!h->mhd) {
+        fb_log(FB_LOG_ERROR, "event=http_start_failed address=%s port=%d error=\"%s\"",
+               o->address, o->port, strerror(errno));
+        free(h);
+        return FB_EIO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    const union MHD_DaemonInfo *pi = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = pi ? pi->port : o->port;
+    uv_poll_init(loop, &h->poll, di->epoll_fd);
+    uv_timer_init(loop, &h->timer);
+    h->poll.data = h->timer.data = h;
+    h->open_handles = 2;
+    uv_poll_start(&h->poll, UV_READABLE, on_poll);
+    uv_timer_start(&h->timer, on_timer, 0, 0);
+    *out = h;
+    return 0;
+}
+
+static void on_closed(uv_handle_t *handle) {
+    fb_http_t *h = handle->data;
+    if (--h->open_handles == 0)
+        free(h);
+}
+
+void fb_http_stop(fb_http_t **hp) {
+    fb_http_t *h = *hp;
+    if (!h)
+        return;
+    uv_poll_stop(&h->poll);
+    MHD_stop_daemon(h->mhd);
+    h->mhd = NULL;
+    uv_close((uv_handle_t *)&h->poll, on_closed);
+    uv_close((uv_handle_t *)&h->timer, on_closed);
+    *hp = NULL;
+}
+
+int fb_http_port(const fb_http_t *h) {
+    return h->port;
+}
+
+const char *fb_http_method(const fb_http_req_t *r) {
+    return r->method;
+}
+
+const char *fb_http_path(const fb_http_req_t *r) {
+    return r->path;
+}
+
+const char *fb_http_header(const fb_http_req_t *r, const char *name) {
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *fb_http_query(const fb_http_req_t *r, const char *key) {
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *fb_http_body(const fb_http_req_t *r, size_t *len) {
+    *len = r->len;
+    return r->body ? r->body : "";
+}
+
+const char *fb_http_peer(const fb_http_req_t *r) {
+    return r->peer;
+}
+
+bool fb_http_answered(const fb_http_req_t *r) {
+    return r->answered;
+}
+
+int fb_http_respond(fb_http_req_t *r, unsigned status, const char *content_type,
+                    const char *body, size_t len) {
+    if (r->answered)
+        return FB_EINVAL;
+    r->response = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r->response)
+        return FB_ENOMEM;
+    MHD_add_response_header(r->response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    r->status = status;
+    r->answered = true;
+    if (r->suspended) {
+        r->suspended = false;
+        MHD_resume_connection(r->conn);
+        uv_timer_start(&r->srv->timer, on_timer, 0, 0);
+    }
+    return 0;
+}
+
+int fb_http_respond_json(fb_http_req_t *r, unsigned status, json_t *j) {
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s)
+        return fb_http_respond(r, 500, "application/json",
+                               "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}",
+                               58);
+    int rc = fb_http_respond(r, status, "application/json; charset=utf-8", s, strlen(s));
+    free(s);
+    return rc;
+}
+
+int fb_http_error(fb_http_req_t *r, unsigned status, const char *code, const char *field,
+                  const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *err = json_pack("{s:s,s:s}", "code", code, "message", msg);
+    if (err && field)
+        json_object_set_new(err, "field", json_string(field));
+    return fb_http_respond_json(r, status, json_pack("{s:o}", "error", err));
+}

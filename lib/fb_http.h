@@ -1,0 +1,56 @@
+/* fb_http.h — an HTTP server (libmicrohttpd) driven from a libuv loop.
+ *
+ * libmicrohttpd runs without threads of its own, in epoll mode; its epoll
+ * descriptor is watched by a uv_poll_t and its timeouts by a uv_timer_t. The
+ * handler is called once a request's whole body has arrived. It answers at
+ * once with fb_http_respond*(), or later from the loop: a request the handler
+ * left unanswered is suspended until it is answered (that is how intake
+ * answers only after the spool's group fsync). */
+#ifndef FB_HTTP_H
+#define FB_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct fb_http fb_http_t;
+typedef struct fb_http_req fb_http_req_t;
+
+typedef void (*fb_http_handler_cb)(void *ud, fb_http_req_t *req);
+
+typedef struct fb_http_opts {
+    const char *address;
+    int port;
+    size_t max_body;          /* 413 beyond */
+    unsigned max_connections; /* 0: libmicrohttpd's default */
+    unsigned per_ip_connections;
+    unsigned timeout_s;
+} fb_http_opts_t;
+
+int fb_http_start(uv_loop_t *loop, const fb_http_opts_t *o, fb_http_handler_cb cb, void *ud,
+                  fb_http_t **out);
+/* Stops listening and closes the loop handles; *h is freed once they closed. */
+void fb_http_stop(fb_http_t **h);
+/* The port actually bound (useful with port 0). */
+int fb_http_port(const fb_http_t *h);
+
+/* Request accessors; strings are borrowed for the request's life. */
+const char *fb_http_method(const fb_http_req_t *r);
+const char *fb_http_path(const fb_http_req_t *r);
+const char *fb_http_header(const fb_http_req_t *r, const char *name);
+const char *fb_http_query(const fb_http_req_t *r, const char *key);
+const char *fb_http_body(const fb_http_req_t *r, size_t *len);
+const char *fb_http_peer(const fb_http_req_t *r); /* client address, text */
+
+/* Answers the request (the body is copied). Each request is answered once. */
+int fb_http_respond(fb_http_req_t *r, unsigned status, const char *content_type,
+                    const char *body, size_t len);
+/* Answers with j serialised; takes j's reference. */
+int fb_http_respond_json(fb_http_req_t *r, unsigned status, json_t *j);
+/* Answers {"error": {"code", "message", "field"}}; field may be NULL. */
+int fb_http_error(fb_http_req_t *r, unsigned status, const char *code, const char *field,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+bool fb_http_answered(const fb_http_req_t *r);
+
+#endif
