@@ -90,3 +90,10 @@ char *fb_time_format(int64_t us, char *out, size_t outlen) {
     snprintf(out, outlen, "%s.%06ld%.3s:%s", base, frac, tz, tz + 3);
     return out;
 }
+
+int fb_time_local_minutes(int64_t us) {
+    time_t t = (time_t)(us / 1000000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    return tm.tm_hour * 60 + tm.tm_min;
+}

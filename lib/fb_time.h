@@ -12,4 +12,7 @@ int fb_time_parse(const char *s, int64_t *us);
  * "2026-11-22T09:30:00.123456+08:00". out needs 40 bytes. */
 char *fb_time_format(int64_t us, char *out, size_t outlen);
 
+/* Minutes after local midnight (TZ) of us, for rules' time windows. */
+int fb_time_local_minutes(int64_t us);
+
 #endif
