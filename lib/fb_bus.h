@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
-#define FB_BUS_VERSION "FB1"
+#define FB_BUS_VERSION    "FB1"
 #define FB_BUS_MAX_FRAMES 1100
 
 typedef struct fb_bus_msg {

@@ -47,8 +47,7 @@ static int cmp_ex(const void *a, const void *b) {
 int fb_calendar_set(fb_calendar_t *cal, const char *day, bool workday) {
     int y, m, d;
     char tail;
-    if (sscanf(day, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 || m > 12 || d < 1 ||
-        d > 31)
+    if (sscanf(day, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 || m > 12 || d < 1 || d > 31)
         return FB_EINVAL;
     int32_t key = days_from_civil(y, m, d);
     for (size_t i = 0; i < cal->n; i++) {
@@ -128,9 +127,8 @@ int64_t fb_calendar_add_workdays(const fb_calendar_t *cal, int64_t start_us, int
     return (int64_t)mktime(&tm) * 1000000 + frac;
 }
 
-void fb_deadlines(const fb_calendar_t *cal, int64_t start_us, const char *urgency,
-                  const char *kind, int accept_hours, int reply_workdays, int64_t *accept_due,
-                  int64_t *reply_due) {
+void fb_deadlines(const fb_calendar_t *cal, int64_t start_us, const char *urgency, const char *kind,
+                  int accept_hours, int reply_workdays, int64_t *accept_due, int64_t *reply_due) {
     const int64_t hour = INT64_C(3600000000);
     bool urgent = urgency && strcmp(urgency, "normal") != 0;
     bool emergency = urgency && strcmp(urgency, "emergency") == 0;

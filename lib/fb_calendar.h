@@ -31,8 +31,7 @@ int64_t fb_calendar_add_workdays(const fb_calendar_t *cal, int64_t start_us, int
  *   sign for: 1 working day; 2 hours when urgent or emergency;
  *   reply:    24 hours when emergency; 3 working days for consult, help and
  *             praise; 13 working days for complaint, report and suggestion. */
-void fb_deadlines(const fb_calendar_t *cal, int64_t start_us, const char *urgency,
-                  const char *kind, int accept_hours, int reply_workdays, int64_t *accept_due,
-                  int64_t *reply_due);
+void fb_deadlines(const fb_calendar_t *cal, int64_t start_us, const char *urgency, const char *kind,
+                  int accept_hours, int reply_workdays, int64_t *accept_due, int64_t *reply_due);
 
 #endif

@@ -8,10 +8,10 @@
 /* Functions that can fail return 0 or one of these (negative). */
 enum {
     FB_OK = 0,
-    FB_EINVAL = -1,  /* bad input: the caller's data is wrong */
-    FB_ENOMEM = -2,  /* out of memory */
-    FB_EIO = -3,     /* file system or network error; errno tells more */
-    FB_EDB = -4,     /* PostgreSQL error */
+    FB_EINVAL = -1, /* bad input: the caller's data is wrong */
+    FB_ENOMEM = -2, /* out of memory */
+    FB_EIO = -3,    /* file system or network error; errno tells more */
+    FB_EDB = -4,    /* PostgreSQL error */
     FB_ENOTFOUND = -5,
     FB_EUTF8 = -6,    /* text is not valid UTF-8 */
     FB_ECORRUPT = -7, /* a stored record failed its checksum */

@@ -22,7 +22,7 @@ typedef struct {
 } s_option_t;
 
 #define OPT(sec, key, type, field, min, max, def, rel, help)                                       \
-    {sec, key, type, offsetof(fb_config_t, field), min, max, def, rel, help}
+    { sec, key, type, offsetof(fb_config_t, field), min, max, def, rel, help }
 
 static const s_option_t s_options[] = {
     OPT("general", "instance_id", T_INT, instance_id, 0, 999, "1", false,

@@ -65,9 +65,8 @@ static enum MHD_Result queue(fb_http_req_t *r) {
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls) {
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls) {
     (void)version;
     fb_http_t *h = cls;
     fb_http_req_t *r = *con_cls;
@@ -170,16 +169,16 @@ int fb_http_start(uv_loop_t *loop, const fb_http_opts_t *o, fb_http_handler_cb c
         return FB_EINVAL;
     }
     h->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, (uint16_t)o->port, NULL,
-        NULL, on_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)(o->max_connections ? o->max_connections : 1024), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        o->per_ip_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, (uint16_t)o->port, NULL, NULL,
+        on_access, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)(o->max_connections ? o->max_connections : 1024),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(o->timeout_s ? o->timeout_s : 30), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!h->mhd) {
-        fb_log(FB_LOG_ERROR, "event=http_start_failed address=%s port=%d error=\"%s\"",
-               o->address, o->port, strerror(errno));
+        fb_log(FB_LOG_ERROR, "event=http_start_failed address=%s port=%d error=\"%s\"", o->address,
+               o->port, strerror(errno));
         free(h);
         return FB_EIO;
     }
@@ -247,8 +246,12 @@ bool fb_http_answered(const fb_http_req_t *r) {
     return r->answered;
 }
 
-int fb_http_respond(fb_http_req_t *r, unsigned status, const char *content_type,
-                    const char *body, size_t len) {
+unsigned fb_http_status(const fb_http_req_t *r) {
+    return r->answered ? r->status : 0;
+}
+
+int fb_http_respond(fb_http_req_t *r, unsigned status, const char *content_type, const char *body,
+                    size_t len) {
     if (r->answered)
         return FB_EINVAL;
     r->response = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);

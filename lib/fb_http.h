@@ -44,13 +44,15 @@ const char *fb_http_body(const fb_http_req_t *r, size_t *len);
 const char *fb_http_peer(const fb_http_req_t *r); /* client address, text */
 
 /* Answers the request (the body is copied). Each request is answered once. */
-int fb_http_respond(fb_http_req_t *r, unsigned status, const char *content_type,
-                    const char *body, size_t len);
+int fb_http_respond(fb_http_req_t *r, unsigned status, const char *content_type, const char *body,
+                    size_t len);
 /* Answers with j serialised; takes j's reference. */
 int fb_http_respond_json(fb_http_req_t *r, unsigned status, json_t *j);
 /* Answers {"error": {"code", "message", "field"}}; field may be NULL. */
 int fb_http_error(fb_http_req_t *r, unsigned status, const char *code, const char *field,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 bool fb_http_answered(const fb_http_req_t *r);
+/* The status answered, 0 while unanswered. */
+unsigned fb_http_status(const fb_http_req_t *r);
 
 #endif

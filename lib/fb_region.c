@@ -9,11 +9,12 @@
 #include <string.h>
 
 static const char *const s_sql =
-    "SELECT (SELECT r.code FROM regions r "
-    "        WHERE ST_Covers(r.geom, ST_SetSRID(ST_MakePoint((e.v->>'lng')::float8, "
-    "                                                        (e.v->>'lat')::float8), 4326)) "
-    "        ORDER BY r.level DESC, r.code LIMIT 1) "
-    "FROM json_array_elements($1::json) WITH ORDINALITY AS e(v, i) ORDER BY e.i";
+    "SELECT " FB_REGION_LOOKUP_SQL("ST_SetSRID(ST_MakePoint((e.v->>'lng')::float8, "
+                                   "(e.v->>'lat')::float8), 4326)") " "
+                                                                    "FROM "
+                                                                    "json_array_elements($1::json) "
+                                                                    "WITH ORDINALITY AS e(v, i) "
+                                                                    "ORDER BY e.i";
 
 int fb_region_resolve(PGconn *db, const fb_point_t *points, size_t n, char **codes) {
     for (size_t i = 0; i < n; i++)

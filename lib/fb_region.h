@@ -8,6 +8,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* SQL expression for the deepest region code containing the geometry
+ * expression `point` (EPSG:4326); NULL outside every region. */
+#define FB_REGION_LOOKUP_SQL(point)                                                                \
+    "(SELECT r.code FROM regions r WHERE ST_Covers(r.geom, " point ")"                             \
+    " ORDER BY r.level DESC, r.code LIMIT 1)"
+
 typedef struct fb_point {
     bool valid; /* false: no location, the code stays NULL */
     double lat, lng;

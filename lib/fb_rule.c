@@ -240,11 +240,11 @@ static const char *try_rule(const fb_ruleset_t *rs, const fb_rule_t *r, const fb
     if (r->channel && (!in->channel || strcmp(r->channel, in->channel) != 0))
         REFUSE("channel is not %s", r->channel);
     if (r->category_prefix && !has_prefix(in->category, r->category_prefix))
-        REFUSE("category %s is not under %s",
-                        in->category ? in->category : "(none)", r->category_prefix);
+        REFUSE("category %s is not under %s", in->category ? in->category : "(none)",
+               r->category_prefix);
     if (r->region_prefix && !has_prefix(in->region_code, r->region_prefix))
-        REFUSE("region %s is not under %s",
-                        in->region_code ? in->region_code : "(none)", r->region_prefix);
+        REFUSE("region %s is not under %s", in->region_code ? in->region_code : "(none)",
+               r->region_prefix);
     if (r->urgency && (!in->urgency || strcmp(r->urgency, in->urgency) != 0))
         REFUSE("urgency is not %s", r->urgency);
     if (r->kind && (!in->kind || strcmp(r->kind, in->kind) != 0))
@@ -253,8 +253,8 @@ static const char *try_rule(const fb_ruleset_t *rs, const fb_rule_t *r, const fb
         int t = in->local_minutes, f = r->time_from, to = r->time_to;
         bool inside = f <= to ? (t >= f && t < to) : (t >= f || t < to);
         if (!inside)
-            REFUSE("received at %02d:%02d, outside %02d:%02d-%02d:%02d",
-                            t / 60, t % 60, f / 60, f % 60, to / 60, to % 60);
+            REFUSE("received at %02d:%02d, outside %02d:%02d-%02d:%02d", t / 60, t % 60, f / 60,
+                   f % 60, to / 60, to % 60);
     }
     const char *text = in->content_norm ? in->content_norm : "";
     if (r->n_any) {
@@ -271,8 +271,7 @@ static const char *try_rule(const fb_ruleset_t *rs, const fb_rule_t *r, const fb
         int level = r->action[1] == 's' ? 3 : 4;
         *dept = fb_ruleset_owner(rs, in->region_code, level);
         if (!*dept)
-            REFUSE("no office owns region %s",
-                            in->region_code ? in->region_code : "(no location)");
+            REFUSE("no office owns region %s", in->region_code ? in->region_code : "(no location)");
     } else {
         *dept = r->action;
     }

@@ -16,8 +16,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define MAGIC 0x31524246u /* "FBR1" little-endian */
-#define HDR 20            /* magic(4) len(4) crc(4) seq(8) */
+#define MAGIC      0x31524246u /* "FBR1" little-endian */
+#define HDR        20          /* magic(4) len(4) crc(4) seq(8) */
 #define MAX_RECORD (64u << 20)
 
 typedef struct {
@@ -121,8 +121,7 @@ static int seg_load(fb_spool_t *s, s_segment_t *g, bool last) {
         memcpy(&len, hdr + 4, 4);
         memcpy(&crc, hdr + 8, 4);
         memcpy(&seq, hdr + 12, 8);
-        bool ok = got == HDR && magic == MAGIC && len <= MAX_RECORD &&
-                  seq == g->first_seq + g->n;
+        bool ok = got == HDR && magic == MAGIC && len <= MAX_RECORD && seq == g->first_seq + g->n;
         if (ok && len > bufcap) {
             char *nb = realloc(buf, len);
             if (!nb) {

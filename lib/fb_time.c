@@ -65,8 +65,12 @@ int fb_time_parse(const char *s, int64_t *us) {
     }
     if (*p)
         return FB_EINVAL;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = se};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = se};
     time_t t = timegm(&tm);
     /* timegm normalises 31 February into March: refuse such dates. */
     if (tm.tm_mday != d)

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#define FB_TOKEN_LEN 43      /* "fb_" + 40 hex digits */
+#define FB_TOKEN_LEN      43 /* "fb_" + 40 hex digits */
 #define FB_TOKEN_HASH_HEX 65 /* 64 hex digits + NUL */
 
 /* Makes a new random token into out (at least FB_TOKEN_LEN + 1 bytes). */

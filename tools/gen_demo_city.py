@@ -1,5 +1,10 @@
 #!/usr/bin/env python3
-"""Writes config/demo/regions.json: the demo city 滨江市 (region code 339900).
+"""Writes config/demo/regions.json: the demo city 滨江市 (region code 3399).
+
+Codes are hierarchical strings, each extending its parent's (the importer and
+the rules' region prefixes rely on it): city "3399" (GB/T 2260 style 339900
+with its "00" dropped, so that districts 339901, 339902 extend it), streets
+339901001…, communities 339901001001…, grids 339901001001001….
 
 The city is a rectangle (lng 120.10–120.26, lat 30.20–30.32, WGS-84) split into
 axis-aligned rectangles at every level, so that children tile their parent
@@ -18,7 +23,7 @@ import sys
 
 UNIT = 1_000_000  # micro-degrees
 
-CITY = ("339900", "滨江市")
+CITY = ("3399", "滨江市")
 # west → east
 DISTRICTS = [
     ("339901", "望江区", [

@@ -1,0 +1,340 @@
+/* main.c — fenbo-dispatcher: receives spooled petitions from the intakes on a
+ * ROUTER socket, stores and routes a whole batch in one transaction, and only
+ * after COMMIT acknowledges each petition to its intake and publishes the
+ * assignments (PUB, topic = department code, "@manual" for the manual queue).
+ *
+ * Batches grow with the load: the dispatcher takes whatever has arrived (up to
+ * batch_max) and waits at most batch_wait_ms for more, so a lone petition is
+ * stored at once and a flood is stored a thousand per COMMIT. Rules reload on
+ * NOTIFY fenbo_rules, without a restart. */
+#include "batch.h"
+#include "fb_bus.h"
+#include "fb_common.h"
+#include "fb_config.h"
+#include "fb_db.h"
+#include "fb_log.h"
+#include "route.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define ACK_FRAMES_MAX 1000
+
+static volatile sig_atomic_t s_stop, s_reload;
+
+static void on_signal(int sig) {
+    if (sig == SIGHUP)
+        s_reload = 1;
+    else
+        s_stop = 1;
+}
+
+typedef struct {
+    fb_config_t cfg;
+    const char *config_path;
+    void *zctx, *router, *pub;
+    PGconn *db;
+    uint64_t db_retry_ms; /* when to try connecting again */
+    router_t rt;
+    batch_item_t *items;
+    size_t n;
+    uint64_t stored, duplicates, manual, batches, failures;
+} dispatcher_t;
+
+static void db_drop(dispatcher_t *d) {
+    if (d->db)
+        PQfinish(d->db);
+    d->db = NULL;
+    d->db_retry_ms = fb_mono_ms() + 1000;
+}
+
+/* Connects, LISTENs for rule changes and loads the rules. */
+static bool db_ready(dispatcher_t *d) {
+    if (d->db && PQstatus(d->db) == CONNECTION_OK)
+        return true;
+    if (d->db)
+        db_drop(d);
+    if (fb_mono_ms() < d->db_retry_ms)
+        return false;
+    if (fb_db_connect(d->cfg.db_conninfo, &d->db) != 0 ||
+        fb_db_exec(d->db, "LISTEN fenbo_rules", 0, NULL) != 0 ||
+        router_reload(&d->rt, d->db) != 0) {
+        db_drop(d);
+        return false;
+    }
+    fb_log(FB_LOG_INFO, "event=db_connected");
+    return true;
+}
+
+/* Reads a NOTIFY, if any, and reloads the rules. */
+static void check_notify(dispatcher_t *d) {
+    if (!d->db || !PQconsumeInput(d->db))
+        return;
+    bool changed = false;
+    PGnotify *n;
+    while ((n = PQnotifies(d->db))) {
+        changed = true;
+        PQfreemem(n);
+    }
+    if (changed)
+        router_reload(&d->rt, d->db);
+}
+
+static void send_acks(dispatcher_t *d) {
+    /* Items of one intake are usually adjacent: one ACK message per run. */
+    size_t i = 0;
+    while (i < d->n) {
+        const batch_item_t *first = &d->items[i];
+        unsigned char seqs[ACK_FRAMES_MAX][8];
+        const void *frames[ACK_FRAMES_MAX + 3];
+        size_t lens[ACK_FRAMES_MAX + 3];
+        int nf = 0;
+        frames[nf] = first->peer, lens[nf++] = first->peer_len;
+        frames[nf] = FB_BUS_VERSION, lens[nf++] = 3;
+        frames[nf] = "ACK", lens[nf++] = 3;
+        size_t k = 0;
+        while (i < d->n && k < ACK_FRAMES_MAX && d->items[i].peer_len == first->peer_len &&
+               memcmp(d->items[i].peer, first->peer, first->peer_len) == 0) {
+            fb_bus_put_seq(d->items[i].seq, seqs[k]);
+            frames[nf] = seqs[k], lens[nf++] = 8;
+            k++, i++;
+        }
+        int rc = fb_bus_sendv(d->router, frames, lens, nf, ZMQ_DONTWAIT);
+        if (rc != 0)
+            fb_log(FB_LOG_WARN, "event=ack_undeliverable peer=%.*s acks=%zu error=\"%s\"",
+                   (int)first->peer_len, first->peer, k, zmq_strerror(errno));
+    }
+}
+
+static void publish(dispatcher_t *d) {
+    for (size_t i = 0; i < d->n; i++) {
+        const batch_item_t *it = &d->items[i];
+        if (!it->is_new)
+            continue;
+        json_t *j = batch_assignment_json(it);
+        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!s)
+            continue;
+        const char *topic = it->route.department ? it->route.department : "@manual";
+        const void *frames[] = {topic, FB_BUS_VERSION, "ASG", s};
+        const size_t lens[] = {strlen(topic), 3, 3, strlen(s)};
+        fb_bus_sendv(d->pub, frames, lens, 4, ZMQ_DONTWAIT);
+        fb_log(FB_LOG_INFO,
+               "event=dispatched tracking_no=%s case_id=%" PRId64 " department=%s rule=%s "
+               "region=%s",
+               it->p->tracking_no, it->case_id, topic, it->route.rule ? it->route.rule->name : "-",
+               it->region_code ? it->region_code : "-");
+        free(s);
+    }
+}
+
+static void flush_batch(dispatcher_t *d) {
+    if (d->n == 0)
+        return;
+    if (!db_ready(d)) {
+        /* Not acknowledged: the intakes resend these when the database is back. */
+        fb_log(FB_LOG_WARN, "event=batch_deferred petitions=%zu reason=no_database", d->n);
+    } else if (batch_commit(d->db, &d->rt, d->items, d->n) != 0) {
+        d->failures++;
+        fb_log(FB_LOG_WARN, "event=batch_failed petitions=%zu error=\"%s\"", d->n,
+               fb_db_error(d->db));
+        if (PQstatus(d->db) != CONNECTION_OK)
+            db_drop(d);
+    } else {
+        d->batches++;
+        for (size_t i = 0; i < d->n; i++) {
+            if (d->items[i].is_new) {
+                d->stored++;
+                d->manual += d->items[i].route.department == NULL;
+            } else {
+                d->duplicates++;
+            }
+        }
+        send_acks(d);
+        publish(d);
+        fb_log(FB_LOG_DEBUG, "event=batch_committed petitions=%zu", d->n);
+    }
+    for (size_t i = 0; i < d->n; i++)
+        batch_item_clear(&d->items[i]);
+    d->n = 0;
+}
+
+/* Takes one PET message into the batch; anything else is logged and dropped. */
+static void take(dispatcher_t *d, fb_bus_msg_t *m) {
+    size_t idlen, len;
+    const void *id = fb_bus_frame(m, 0, &idlen);
+    uint64_t seq;
+    const char *json = fb_bus_frame(m, 4, &len);
+    if (m->n != 5 || m->truncated || !fb_bus_frame_is(m, 1, FB_BUS_VERSION) ||
+        !fb_bus_frame_is(m, 2, "PET") || !fb_bus_get_seq(m, 3, &seq) || idlen > 255) {
+        fb_log(FB_LOG_WARN, "event=bus_bad_message frames=%d", m->n);
+        return;
+    }
+    batch_item_t *it = &d->items[d->n];
+    memset(it, 0, sizeof *it);
+    if (fb_petition_loads(json, len, &it->p) != 0) {
+        /* Cannot be stored, ever: a resend would not help. */
+        fb_log(FB_LOG_ERROR, "event=petition_unreadable peer=%.*s seq=%" PRIu64, (int)idlen,
+               (const char *)id, seq);
+        return;
+    }
+    memcpy(it->peer, id, idlen);
+    it->peer_len = idlen;
+    it->seq = seq;
+    d->n++;
+}
+
+static void reload_config(dispatcher_t *d) {
+    fb_config_t fresh;
+    char err[512];
+    fb_config_defaults(&fresh);
+    if (d->config_path && fb_config_load(&fresh, d->config_path, err, sizeof err) != 0) {
+        fb_log(FB_LOG_ERROR, "event=reload_failed error=\"%s\"", err);
+    } else {
+        int level = fb_log_level_parse(fresh.log_level);
+        if (level >= 0)
+            fb_log_set_level((fb_log_level_t)level);
+        d->cfg.dispatch_batch_wait_ms = fresh.dispatch_batch_wait_ms;
+        if (fresh.dispatch_batch_max <= d->cfg.dispatch_batch_max)
+            d->cfg.dispatch_batch_max = fresh.dispatch_batch_max;
+        if (d->db)
+            router_reload(&d->rt, d->db);
+        fb_log(FB_LOG_INFO, "event=reloaded");
+    }
+    fb_config_free(&fresh);
+}
+
+static void run(dispatcher_t *d) {
+    uint64_t batch_started = 0;
+    while (!s_stop) {
+        if (s_reload) {
+            s_reload = 0;
+            reload_config(d);
+        }
+        bool have_db = db_ready(d);
+        int timeout = 1000;
+        if (d->n)
+            timeout = (int)(batch_started + (uint64_t)d->cfg.dispatch_batch_wait_ms - fb_mono_ms());
+        if (timeout < 0)
+            timeout = 0;
+        zmq_pollitem_t items[2] = {{d->router, 0, ZMQ_POLLIN, 0},
+                                   {NULL, have_db ? PQsocket(d->db) : -1, ZMQ_POLLIN, 0}};
+        /* While the database is away, petitions wait in the intakes' spools,
+         * not here: stop reading and let the bus push back. */
+        if (!have_db)
+            items[0].events = 0;
+        int rc = zmq_poll(items, have_db ? 2 : 1, have_db ? timeout : 200);
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (have_db && (items[1].revents & ZMQ_POLLIN))
+            check_notify(d);
+        if (items[0].revents & ZMQ_POLLIN) {
+            while (d->n < (size_t)d->cfg.dispatch_batch_max) {
+                fb_bus_msg_t m;
+                if (fb_bus_recv(d->router, &m, ZMQ_DONTWAIT) != 0)
+                    break;
+                if (d->n == 0)
+                    batch_started = fb_mono_ms();
+                take(d, &m);
+                fb_bus_msg_close(&m);
+            }
+        }
+        if (d->n && (d->n >= (size_t)d->cfg.dispatch_batch_max ||
+                     fb_mono_ms() >= batch_started + (uint64_t)d->cfg.dispatch_batch_wait_ms))
+            flush_batch(d);
+    }
+    flush_batch(d);
+}
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: fenbo-dispatcher --config FILE [--check-config]\n"
+                 "Stores petitions from fenbo-intake in PostgreSQL, routes them by the rule\n"
+                 "tables and publishes the assignments.\n");
+}
+
+int main(int argc, char **argv) {
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check-config", no_argument, NULL, 'k'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = NULL;
+    bool check = false;
+    int o;
+    while ((o = getopt_long(argc, argv, "c:kh", opts, NULL)) != -1) {
+        if (o == 'c')
+            config = optarg;
+        else if (o == 'k')
+            check = true;
+        else {
+            usage(o == 'h' ? stdout : stderr);
+            return o == 'h' ? 0 : 2;
+        }
+    }
+    static dispatcher_t d;
+    fb_config_defaults(&d.cfg);
+    char err[512];
+    if (config && fb_config_load(&d.cfg, config, err, sizeof err) != 0) {
+        fprintf(stderr, "fenbo-dispatcher: %s\n", err);
+        return 1;
+    }
+    int level = fb_log_level_parse(d.cfg.log_level);
+    if (level < 0) {
+        fprintf(stderr,
+                "fenbo-dispatcher: [general] log_level = %s: expected debug|info|warn|error\n",
+                d.cfg.log_level);
+        return 1;
+    }
+    if (check) {
+        fb_config_print(&d.cfg, stdout);
+        return 0;
+    }
+    d.config_path = config;
+    fb_log_init("fenbo-dispatcher", (fb_log_level_t)level);
+    setenv("TZ", d.cfg.timezone, 1);
+    tzset();
+
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    d.items = calloc((size_t)d.cfg.dispatch_batch_max, sizeof *d.items);
+    d.zctx = zmq_ctx_new();
+    d.router = fb_bus_socket(d.zctx, ZMQ_ROUTER, d.cfg.bus_sndhwm, d.cfg.bus_maxmsgsize);
+    d.pub = fb_bus_socket(d.zctx, ZMQ_PUB, d.cfg.bus_sndhwm, d.cfg.bus_maxmsgsize);
+    if (!d.items || !d.router || !d.pub || zmq_bind(d.router, d.cfg.bus_petitions) != 0 ||
+        zmq_bind(d.pub, d.cfg.bus_assignments) != 0) {
+        fb_log(FB_LOG_ERROR, "event=bus_bind_failed petitions=%s assignments=%s error=\"%s\"",
+               d.cfg.bus_petitions, d.cfg.bus_assignments, zmq_strerror(errno));
+        return 1;
+    }
+    if (!db_ready(&d))
+        fb_log(FB_LOG_WARN, "event=started_without_database");
+    fb_log(FB_LOG_INFO, "event=started petitions=%s assignments=%s batch_max=%d batch_wait_ms=%d",
+           d.cfg.bus_petitions, d.cfg.bus_assignments, d.cfg.dispatch_batch_max,
+           d.cfg.dispatch_batch_wait_ms);
+    run(&d);
+    fb_log(FB_LOG_INFO,
+           "event=stopped stored=%" PRIu64 " duplicates=%" PRIu64 " manual=%" PRIu64
+           " batches=%" PRIu64 " failed_batches=%" PRIu64,
+           d.stored, d.duplicates, d.manual, d.batches, d.failures);
+    zmq_close(d.router);
+    zmq_close(d.pub);
+    zmq_ctx_term(d.zctx);
+    if (d.db)
+        PQfinish(d.db);
+    router_free(&d.rt);
+    free(d.items);
+    fb_config_free(&d.cfg);
+    return 0;
+}

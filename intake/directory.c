@@ -1,0 +1,197 @@
+/* directory.c — token and category snapshot, refreshed off the loop thread. */
+#include "directory.h"
+#include "fb_common.h"
+#include "fb_db.h"
+#include "fb_log.h"
+#include "fb_map.h"
+#include "fb_token.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const s_sql =
+    "SELECT json_build_object("
+    " 'tokens', (SELECT coalesce(json_agg(json_build_object('hash', encode(token_hash, 'hex'),"
+    "                                                      'role', role)), '[]')"
+    "            FROM api_tokens WHERE revoked_at IS NULL),"
+    " 'categories', (SELECT coalesce(json_agg(code), '[]') FROM categories))";
+
+typedef struct {
+    fb_map_t *tokens;     /* sha256 hex → role (char *) */
+    fb_map_t *categories; /* code → non-NULL */
+} s_snapshot_t;
+
+struct intake_directory {
+    uv_loop_t *loop;
+    char *conninfo;
+    char *cache_path;
+    s_snapshot_t snap;
+    uv_timer_t timer;
+    uv_work_t work;
+    bool busy, closing, timer_closed;
+    json_t *fetched; /* result of the last background fetch */
+    int refresh_s;
+};
+
+static void snapshot_free(s_snapshot_t *s) {
+    fb_map_destroy(&s->tokens, free);
+    fb_map_destroy(&s->categories, NULL);
+}
+
+static int snapshot_from_json(const json_t *j, s_snapshot_t *out) {
+    s_snapshot_t s = {fb_map_new(), fb_map_new()};
+    const json_t *tokens = json_object_get(j, "tokens"), *cats = json_object_get(j, "categories");
+    if (!s.tokens || !s.categories || !json_is_array(tokens) || !json_is_array(cats)) {
+        snapshot_free(&s);
+        return FB_EINVAL;
+    }
+    size_t i;
+    const json_t *v;
+    json_array_foreach(tokens, i, v) {
+        const char *h = json_string_value(json_object_get(v, "hash"));
+        const char *role = json_string_value(json_object_get(v, "role"));
+        char *r = role ? strdup(role) : NULL;
+        if (h && r && fb_map_put(s.tokens, h, r, NULL) == 0)
+            continue;
+        free(r);
+    }
+    json_array_foreach(cats, i, v) {
+        if (json_is_string(v))
+            fb_map_put(s.categories, json_string_value(v), (void *)1, NULL);
+    }
+    *out = s;
+    return 0;
+}
+
+static void install(intake_directory_t *d, const json_t *j, bool save) {
+    s_snapshot_t s;
+    if (snapshot_from_json(j, &s) != 0)
+        return;
+    snapshot_free(&d->snap);
+    d->snap = s;
+    fb_log(FB_LOG_DEBUG, "event=directory_loaded tokens=%zu categories=%zu", fb_map_size(s.tokens),
+           fb_map_size(s.categories));
+    if (!save)
+        return;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", d->cache_path);
+    if (json_dump_file(j, tmp, JSON_COMPACT) != 0 || rename(tmp, d->cache_path) != 0)
+        fb_log(FB_LOG_WARN, "event=directory_cache_write_failed path=%s", d->cache_path);
+}
+
+static json_t *fetch(const char *conninfo) {
+    char ci[2048];
+    snprintf(ci, sizeof ci, "%s connect_timeout=3", conninfo);
+    PGconn *db;
+    if (fb_db_connect(ci, &db) != 0)
+        return NULL;
+    json_t *j = NULL;
+    PGresult *r = PQexec(db, s_sql);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    else
+        fb_log(FB_LOG_WARN, "event=directory_fetch_failed error=\"%s\"", fb_db_error(db));
+    PQclear(r);
+    PQfinish(db);
+    return j;
+}
+
+static void work_cb(uv_work_t *w) {
+    intake_directory_t *d = w->data;
+    d->fetched = fetch(d->conninfo);
+}
+
+/* Frees d once both its timer is closed and no fetch is under way. */
+static void maybe_free(intake_directory_t *d) {
+    if (!d->timer_closed || d->busy)
+        return;
+    snapshot_free(&d->snap);
+    free(d->conninfo);
+    free(d->cache_path);
+    free(d);
+}
+
+static void after_work_cb(uv_work_t *w, int status) {
+    intake_directory_t *d = w->data;
+    d->busy = false;
+    if (status == 0 && d->fetched && !d->closing)
+        install(d, d->fetched, true);
+    json_decref(d->fetched);
+    d->fetched = NULL;
+    if (d->closing)
+        maybe_free(d);
+}
+
+static void on_timer(uv_timer_t *t) {
+    intake_directory_t *d = t->data;
+    if (d->busy)
+        return;
+    d->busy = true;
+    d->work.data = d;
+    uv_queue_work(d->loop, &d->work, work_cb, after_work_cb);
+}
+
+int intake_directory_open(uv_loop_t *loop, const char *conninfo, const char *cache_path,
+                          int refresh_s, intake_directory_t **out) {
+    intake_directory_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return FB_ENOMEM;
+    d->loop = loop;
+    d->conninfo = strdup(conninfo);
+    d->cache_path = strdup(cache_path);
+    d->refresh_s = refresh_s;
+    d->snap.tokens = fb_map_new();
+    d->snap.categories = fb_map_new();
+    json_t *cached = json_load_file(cache_path, 0, NULL);
+    if (cached) {
+        install(d, cached, false);
+        json_decref(cached);
+    }
+    json_t *fresh = fetch(conninfo);
+    if (fresh) {
+        install(d, fresh, true);
+        json_decref(fresh);
+    } else {
+        fb_log(FB_LOG_WARN, "event=directory_from_cache tokens=%zu path=%s",
+               fb_map_size(d->snap.tokens), cache_path);
+    }
+    uv_timer_init(loop, &d->timer);
+    d->timer.data = d;
+    uv_timer_start(&d->timer, on_timer, (uint64_t)refresh_s * 1000, (uint64_t)refresh_s * 1000);
+    *out = d;
+    return 0;
+}
+
+void intake_directory_set_refresh(intake_directory_t *d, int refresh_s) {
+    d->refresh_s = refresh_s;
+    uv_timer_start(&d->timer, on_timer, (uint64_t)refresh_s * 1000, (uint64_t)refresh_s * 1000);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+    intake_directory_t *d = h->data;
+    d->timer_closed = true;
+    maybe_free(d);
+}
+
+void intake_directory_close(intake_directory_t **dp) {
+    intake_directory_t *d = *dp;
+    if (!d)
+        return;
+    d->closing = true;
+    uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+    *dp = NULL;
+}
+
+const char *intake_directory_role(const intake_directory_t *d, const char *token) {
+    char hex[FB_TOKEN_HASH_HEX];
+    if (!token || fb_token_hash_hex(token, hex) != 0)
+        return NULL;
+    return fb_map_get(d->snap.tokens, hex);
+}
+
+bool intake_directory_category_known(void *ud, const char *code) {
+    const intake_directory_t *d = ud;
+    return fb_map_size(d->snap.categories) == 0 || fb_map_get(d->snap.categories, code) != NULL;
+}

@@ -1,0 +1,27 @@
+/* directory.h — what intake knows from PostgreSQL without needing it: the
+ * API tokens (hashes and roles) and the category codes. A copy is refreshed
+ * from the database every few seconds on libuv's thread pool and cached in a
+ * file, so intake keeps taking petitions while the database is down, even
+ * across a restart. */
+#ifndef INTAKE_DIRECTORY_H
+#define INTAKE_DIRECTORY_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+typedef struct intake_directory intake_directory_t;
+
+/* Loads the cache file, then tries the database once synchronously, then
+ * refreshes every refresh_s seconds. *out is the caller's. */
+int intake_directory_open(uv_loop_t *loop, const char *conninfo, const char *cache_path,
+                          int refresh_s, intake_directory_t **out);
+void intake_directory_close(intake_directory_t **d);
+void intake_directory_set_refresh(intake_directory_t *d, int refresh_s);
+
+/* The role of a bearer token ("hotline", "admin", …) or NULL when unknown. */
+const char *intake_directory_role(const intake_directory_t *d, const char *token);
+/* intake_category_known_cb: true for known codes, and for any code while no
+ * category list was ever loaded. */
+bool intake_directory_category_known(void *d, const char *code);
+
+#endif
