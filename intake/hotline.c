@@ -2,6 +2,8 @@
  * Validation names the first wrong field; nothing is written for a refused
  * order. */
 #include "adapter.h"
+#include "fb_log.h"
+#include "intake.h"
 #include "fb_common.h"
 #include "fb_geo.h"
 #include "fb_text.h"
@@ -215,4 +217,26 @@ fail:
     fb_petition_destroy(&p);
     json_decref(j);
     return rc ? rc : FB_EINVAL;
+}
+
+void intake_hotline_http(intake_t *in, fb_http_req_t *req) {
+    static const char *const roles[] = {"hotline", "operator", "admin", NULL};
+    if (strcmp(fb_http_method(req), "POST") != 0) {
+        fb_http_error(req, 405, "method_not_allowed", NULL, "use POST");
+        return;
+    }
+    if (!intake_authorize(in, req, roles))
+        return;
+    size_t len;
+    const char *body = fb_http_body(req, &len);
+    fb_petition_t *p;
+    intake_error_t err;
+    if (intake_hotline_parse(body, len, intake_directory_category_known, in->dir, &p, &err) != 0) {
+        in->m.rejected++;
+        fb_log(FB_LOG_INFO, "event=petition_refused channel=hotline code=%s field=%s", err.code,
+               err.field ? err.field : "-");
+        fb_http_error(req, err.status, err.code, err.field, "%s", err.message);
+        return;
+    }
+    intake_submit_http(in, req, p);
 }

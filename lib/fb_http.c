@@ -19,6 +19,7 @@ struct fb_http {
     fb_http_handler_cb cb;
     void *ud;
     size_t max_body;
+    fb_http_limit_cb body_limit;
     int port;
 };
 
@@ -27,7 +28,7 @@ struct fb_http_req {
     struct MHD_Connection *conn;
     char *method, *path;
     char *body;
-    size_t len, cap;
+    size_t len, cap, limit;
     bool too_large, dispatched, suspended, answered;
     struct MHD_Response *response;
     unsigned status;
@@ -86,11 +87,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                       sizeof r->peer);
         if (!r->method || !r->path)
             return MHD_NO;
+        r->limit = h->body_limit ? h->body_limit(h->ud, method, url) : h->max_body;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > h->max_body) {
+        if (cl && strtoull(cl, NULL, 10) > r->limit) {
             /* Refuse before reading a byte of an announced oversized body. */
             fb_http_error(r, 413, "body_too_large", NULL, "request body exceeds %zu bytes",
-                          h->max_body);
+                          r->limit);
             return queue(r);
         }
         return MHD_YES;
@@ -100,7 +102,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->too_large || r->len + n > h->max_body) {
+        if (r->too_large || r->len + n > r->limit) {
             r->too_large = true;
             return MHD_YES;
         }
@@ -123,8 +125,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     r->dispatched = true;
     if (r->too_large)
-        fb_http_error(r, 413, "body_too_large", NULL, "request body exceeds %zu bytes",
-                      h->max_body);
+        fb_http_error(r, 413, "body_too_large", NULL, "request body exceeds %zu bytes", r->limit);
     else
         h->cb(h->ud, r);
     if (r->response)
@@ -162,6 +163,7 @@ int fb_http_start(uv_loop_t *loop, const fb_http_opts_t *o, fb_http_handler_cb c
     h->cb = cb;
     h->ud = ud;
     h->max_body = o->max_body;
+    h->body_limit = o->body_limit;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
     if (inet_pton(AF_INET, o->address, &sa.sin_addr) != 1) {
         fb_log(FB_LOG_ERROR, "event=http_bad_address address=%s", o->address);
@@ -244,6 +246,36 @@ const char *fb_http_peer(const fb_http_req_t *r) {
 
 bool fb_http_answered(const fb_http_req_t *r) {
     return r->answered;
+}
+
+typedef struct {
+    fb_http_field_cb field;
+    void *ud;
+    bool refused;
+} s_form_t;
+
+static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *filename, const char *content_type,
+                                const char *transfer_encoding, const char *data, uint64_t off,
+                                size_t size) {
+    (void)kind;
+    (void)transfer_encoding;
+    s_form_t *f = cls;
+    if (f->field(f->ud, key, filename, content_type, data, (size_t)off, size) != 0) {
+        f->refused = true;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+int fb_http_form(fb_http_req_t *r, fb_http_field_cb field, void *ud) {
+    s_form_t f = {field, ud, false};
+    struct MHD_PostProcessor *pp = MHD_create_post_processor(r->conn, 64 * 1024, on_field, &f);
+    if (!pp)
+        return FB_EINVAL; /* not a form content type */
+    enum MHD_Result ok = MHD_post_process(pp, r->body ? r->body : "", r->len);
+    enum MHD_Result done = MHD_destroy_post_processor(pp);
+    return (ok == MHD_YES && done == MHD_YES && !f.refused) ? 0 : FB_EINVAL;
 }
 
 unsigned fb_http_status(const fb_http_req_t *r) {

@@ -19,10 +19,15 @@ typedef struct fb_http_req fb_http_req_t;
 
 typedef void (*fb_http_handler_cb)(void *ud, fb_http_req_t *req);
 
+/* The largest body accepted for a request (413 beyond); called once its
+ * method and path are known. NULL: max_body for every request. */
+typedef size_t (*fb_http_limit_cb)(void *ud, const char *method, const char *path);
+
 typedef struct fb_http_opts {
     const char *address;
     int port;
-    size_t max_body;          /* 413 beyond */
+    size_t max_body; /* 413 beyond */
+    fb_http_limit_cb body_limit;
     unsigned max_connections; /* 0: libmicrohttpd's default */
     unsigned per_ip_connections;
     unsigned timeout_s;
@@ -42,6 +47,15 @@ const char *fb_http_header(const fb_http_req_t *r, const char *name);
 const char *fb_http_query(const fb_http_req_t *r, const char *key);
 const char *fb_http_body(const fb_http_req_t *r, size_t *len);
 const char *fb_http_peer(const fb_http_req_t *r); /* client address, text */
+
+/* Parses the request's form body (application/x-www-form-urlencoded or
+ * multipart/form-data) with libmicrohttpd's post processor, calling field
+ * for each piece of each field (a large part arrives in several pieces at
+ * increasing offsets). field returns 0 to go on. Returns 0, FB_EINVAL when the
+ * body is not a form (or field refused), FB_ENOMEM. */
+typedef int (*fb_http_field_cb)(void *ud, const char *name, const char *filename,
+                                const char *content_type, const char *data, size_t off, size_t len);
+int fb_http_form(fb_http_req_t *r, fb_http_field_cb field, void *ud);
 
 /* Answers the request (the body is copied). Each request is answered once. */
 int fb_http_respond(fb_http_req_t *r, unsigned status, const char *content_type, const char *body,
