@@ -16,11 +16,19 @@ static const char *const s_sql =
     " 'tokens', (SELECT coalesce(json_agg(json_build_object('hash', encode(token_hash, 'hex'),"
     "                                                      'role', role)), '[]')"
     "            FROM api_tokens WHERE revoked_at IS NULL),"
-    " 'categories', (SELECT coalesce(json_agg(code), '[]') FROM categories))";
+    " 'categories', (SELECT coalesce(json_agg(json_build_object('code', code, 'name', name,"
+    "                                   'parent_code', parent_code) ORDER BY code), '[]')"
+    "                FROM categories),"
+    " 'bounds', (SELECT json_build_array(ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e))"
+    "            FROM (SELECT ST_Extent(geom) AS e FROM regions WHERE level = 1) b"
+    "            WHERE e IS NOT NULL))";
 
 typedef struct {
     fb_map_t *tokens;     /* sha256 hex → role (char *) */
     fb_map_t *categories; /* code → non-NULL */
+    json_t *category_list;
+    bool has_bounds;
+    double bounds[4]; /* min lat, min lng, max lat, max lng */
 } s_snapshot_t;
 
 struct intake_directory {
@@ -38,10 +46,12 @@ struct intake_directory {
 static void snapshot_free(s_snapshot_t *s) {
     fb_map_destroy(&s->tokens, free);
     fb_map_destroy(&s->categories, NULL);
+    json_decref(s->category_list);
+    s->category_list = NULL;
 }
 
 static int snapshot_from_json(const json_t *j, s_snapshot_t *out) {
-    s_snapshot_t s = {fb_map_new(), fb_map_new()};
+    s_snapshot_t s = {fb_map_new(), fb_map_new(), NULL, false, {0}};
     const json_t *tokens = json_object_get(j, "tokens"), *cats = json_object_get(j, "categories");
     if (!s.tokens || !s.categories || !json_is_array(tokens) || !json_is_array(cats)) {
         snapshot_free(&s);
@@ -58,8 +68,16 @@ static int snapshot_from_json(const json_t *j, s_snapshot_t *out) {
         free(r);
     }
     json_array_foreach(cats, i, v) {
-        if (json_is_string(v))
-            fb_map_put(s.categories, json_string_value(v), (void *)1, NULL);
+        const char *code = json_string_value(json_object_get(v, "code"));
+        if (code)
+            fb_map_put(s.categories, code, (void *)1, NULL);
+    }
+    s.category_list = json_incref((json_t *)cats);
+    const json_t *b = json_object_get(j, "bounds");
+    if (json_array_size(b) == 4) {
+        s.has_bounds = true;
+        for (size_t k = 0; k < 4; k++)
+            s.bounds[k] = json_number_value(json_array_get(b, k));
     }
     *out = s;
     return 0;
@@ -194,4 +212,13 @@ const char *intake_directory_role(const intake_directory_t *d, const char *token
 bool intake_directory_category_known(void *ud, const char *code) {
     const intake_directory_t *d = ud;
     return fb_map_size(d->snap.categories) == 0 || fb_map_get(d->snap.categories, code) != NULL;
+}
+
+const json_t *intake_directory_categories(const intake_directory_t *d) {
+    return d->snap.category_list;
+}
+
+bool intake_directory_in_city(const intake_directory_t *d, double lat, double lng) {
+    const double *b = d->snap.bounds;
+    return !d->snap.has_bounds || (lat >= b[0] && lng >= b[1] && lat <= b[2] && lng <= b[3]);
 }

@@ -6,6 +6,7 @@
 #ifndef INTAKE_DIRECTORY_H
 #define INTAKE_DIRECTORY_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -23,5 +24,12 @@ const char *intake_directory_role(const intake_directory_t *d, const char *token
 /* intake_category_known_cb: true for known codes, and for any code while no
  * category list was ever loaded. */
 bool intake_directory_category_known(void *d, const char *code);
+
+/* The category tree as [{"code","name","parent_code"}], ordered by code
+ * (borrowed; NULL before the first load). */
+const json_t *intake_directory_categories(const intake_directory_t *d);
+/* True when (lat, lng), WGS-84, lies within the city's bounding box (always
+ * true while the regions are not known). */
+bool intake_directory_in_city(const intake_directory_t *d, double lat, double lng);
 
 #endif

@@ -83,6 +83,7 @@ typedef struct {
     unsigned tracking_seq;
     s_metrics_t m;
     bool stopping;
+    struct intake_mailbox *mailbox; /* mailbox.c's state, NULL when off */
 } intake_t;
 
 /* Opens the spool and the idempotency journal under data_dir, replays what
@@ -115,6 +116,13 @@ int intake_db_query(intake_t *in, const char *sql, int nparams, const char *cons
                     intake_db_cb cb, void *ud);
 
 /* Channel adapters' HTTP entry points (one file each). */
-void intake_hotline_http(intake_t *in, fb_http_req_t *req);
+void intake_hotline_http(intake_t *in, fb_http_req_t *req);   /* hotline.c */
+void intake_miniapp_http(intake_t *in, fb_http_req_t *req);   /* miniapp.c */
+void intake_open311_http(intake_t *in, fb_http_req_t *req);   /* open311.c */
+void intake_petitions_http(intake_t *in, fb_http_req_t *req); /* petitions.c */
+
+/* The mailbox channel (mailbox.c): watches [mailbox] maildir when set. */
+int intake_mailbox_start(intake_t *in);
+void intake_mailbox_stop(intake_t *in);
 
 #endif

@@ -25,6 +25,9 @@ static const struct {
     bool uploads; /* takes photos: the larger body limit */
 } s_routes[] = {
     {"/api/v1/hotline/orders", false, intake_hotline_http, false},
+    {"/api/v1/miniapp/reports", false, intake_miniapp_http, true},
+    {"/api/v1/petitions/", true, intake_petitions_http, false},
+    {"/open311/v2/", true, intake_open311_http, false},
 };
 
 static int find_route(const char *path) {
@@ -132,6 +135,7 @@ static void on_signal(uv_signal_t *s, int signum) {
     /* Answer what is waiting, then stop: unacknowledged petitions stay in
      * the spool and are resent by the next start. */
     fb_http_stop(&in->http);
+    intake_mailbox_stop(in);
     intake_close_handles(in);
     uv_close((uv_handle_t *)&in->sigterm, NULL);
     uv_close((uv_handle_t *)&in->sigint, NULL);
@@ -199,7 +203,8 @@ int main(int argc, char **argv) {
                          (unsigned)in.cfg.intake_max_connections,
                          (unsigned)in.cfg.intake_per_ip_connections,
                          (unsigned)in.cfg.intake_connection_timeout};
-    if (fb_http_start(in.loop, &ho, on_request, &in, &in.http) != 0)
+    if (fb_http_start(in.loop, &ho, on_request, &in, &in.http) != 0 ||
+        intake_mailbox_start(&in) != 0)
         return 1;
 
     uv_signal_init(in.loop, &in.sigterm);

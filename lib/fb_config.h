@@ -34,9 +34,17 @@ typedef struct fb_config {
     int intake_token_refresh_s;
     int intake_idempotency_days;
     int spool_segment_bytes;
+    /* [mailbox] */
+    char *maildir;
+    int maildir_scan_s;
+    /* [open311] */
+    char *open311_jurisdiction;
     /* [dispatcher] */
     int dispatch_batch_max;
     int dispatch_batch_wait_ms;
+    int dedup_radius_m;
+    int dedup_window_h;
+    int dedup_similarity_pct;
     /* [worker] */
     char *worker_address;
     int worker_port;
