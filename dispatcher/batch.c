@@ -1,7 +1,8 @@
-/* batch.c — the dispatcher's transaction. Two statements carry the whole
- * batch as one JSON parameter each, so a batch of a thousand petitions costs
- * four round trips (BEGIN, petitions, cases, COMMIT), not thousands. */
+/* batch.c — the dispatcher's transaction. Each statement carries the whole
+ * batch as one JSON parameter, so a batch of a thousand petitions costs five
+ * round trips (BEGIN, petitions, duplicates, cases, COMMIT), not thousands. */
 #include "batch.h"
+#include "dedup.h"
 #include "fb_common.h"
 #include "fb_db.h"
 #include "fb_log.h"
@@ -35,43 +36,67 @@ static const char *const s_insert_petitions =
                 "ON CONFLICT DO NOTHING "
                 "RETURNING tracking_no, id, region_code";
 
-/* Cases for the new petitions, linked, with their assignments (lead and
- * assisting departments) and the first event of each history. */
+/* Cases for the new petitions that open one, linked, with their assignments
+ * (lead and assisting departments) and the first event of each history;
+ * petitions that join an open case (join_case, or the case opened by the
+ * batch's petition join_i) are linked to it with a "merged" event. */
 static const char *const s_insert_cases =
     "WITH x AS MATERIALIZED ("
-    "  SELECT x.*, nextval('cases_id_seq') AS case_id"
-    "  FROM json_to_recordset($1::json) AS x(i integer, petition_id bigint, status text,"
-    "    department_code text, rule_id integer, rule_name text, category text, region_code text,"
-    "    urgency text, kind text, lat float8, lng float8, accept_due timestamptz,"
-    "    reply_due timestamptz, assists json)),"
+    "  SELECT x.*, CASE WHEN x.join_case IS NULL AND x.join_i IS NULL"
+    "    THEN nextval('cases_id_seq') END AS new_id"
+    "  FROM json_to_recordset($1::json) AS x(i integer, petition_id bigint, tracking_no text,"
+    "    join_case bigint, join_i integer, status text, department_code text, rule_id integer,"
+    "    rule_name text, category text, region_code text, urgency text, kind text, lat float8,"
+    "    lng float8, accept_due timestamptz, reply_due timestamptz, assists json)),"
+    " y AS MATERIALIZED (SELECT x.*, coalesce(x.new_id, x.join_case, l.new_id) AS case_id"
+    "  FROM x LEFT JOIN x l ON l.i = x.join_i),"
     " c AS (INSERT INTO cases (id, status, department_code, rule_id, category, region_code,"
     "    urgency, kind, location, accept_due, reply_due)"
-    "  SELECT case_id, status, department_code, rule_id, category, region_code, urgency, kind,"
+    "  SELECT new_id, status, department_code, rule_id, category, region_code, urgency, kind,"
     "    CASE WHEN lat IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lng, lat), 4326) END,"
-    "    accept_due, reply_due FROM x RETURNING id),"
-    " p AS (UPDATE petitions SET case_id = x.case_id FROM x"
-    "  WHERE petitions.id = x.petition_id RETURNING petitions.id),"
+    "    accept_due, reply_due FROM y WHERE new_id IS NOT NULL RETURNING id),"
+    " p AS (UPDATE petitions SET case_id = y.case_id FROM y"
+    "  WHERE petitions.id = y.petition_id RETURNING petitions.id),"
     " a AS (INSERT INTO assignments (case_id, department_code, role, rule_id, accept_due,"
     "    reply_due)"
-    "  SELECT case_id, department_code, 'lead', rule_id, accept_due, reply_due FROM x"
-    "  WHERE department_code IS NOT NULL"
+    "  SELECT case_id, department_code, 'lead', rule_id, accept_due, reply_due FROM y"
+    "  WHERE new_id IS NOT NULL AND department_code IS NOT NULL"
     "  UNION ALL"
-    "  SELECT x.case_id, d.code, 'assist', x.rule_id, x.accept_due, x.reply_due"
-    "  FROM x CROSS JOIN LATERAL json_array_elements_text(x.assists) AS d(code)"
-    "  WHERE x.department_code IS NOT NULL RETURNING id),"
+    "  SELECT y.case_id, d.code, 'assist', y.rule_id, y.accept_due, y.reply_due"
+    "  FROM y CROSS JOIN LATERAL json_array_elements_text(y.assists) AS d(code)"
+    "  WHERE y.new_id IS NOT NULL AND y.department_code IS NOT NULL RETURNING id),"
     " e AS (INSERT INTO case_events (case_id, actor, type, data)"
-    "  SELECT case_id, 'fenbo-dispatcher', status,"
-    "    jsonb_build_object('department', department_code, 'rule_id', rule_id,"
+    "  SELECT case_id, 'fenbo-dispatcher', CASE WHEN new_id IS NULL THEN 'merged' ELSE status END,"
+    "    CASE WHEN new_id IS NULL"
+    "    THEN jsonb_build_object('petition_id', petition_id, 'tracking_no', tracking_no)"
+    "    ELSE jsonb_build_object('department', department_code, 'rule_id', rule_id,"
     "      'rule', rule_name, 'assists', assists, 'accept_due', accept_due,"
-    "      'reply_due', reply_due)"
-    "  FROM x RETURNING id) "
-    "SELECT x.i, x.case_id, (SELECT count(*) FROM c), (SELECT count(*) FROM p),"
-    "  (SELECT count(*) FROM a), (SELECT count(*) FROM e) FROM x";
+    "      'reply_due', reply_due, 'tracking_no', tracking_no) END"
+    "  FROM y ORDER BY i RETURNING id),"
+    " u AS (UPDATE cases SET updated_at = now()"
+    "  WHERE id IN (SELECT join_case FROM y WHERE join_case IS NOT NULL) RETURNING id) "
+    "SELECT y.i, y.case_id, (SELECT count(*) FROM c), (SELECT count(*) FROM p),"
+    "  (SELECT count(*) FROM a), (SELECT count(*) FROM e), (SELECT count(*) FROM u) FROM y";
 
 void batch_item_clear(batch_item_t *it) {
     fb_petition_destroy(&it->p);
     free(it->region_code);
+    free(it->join_department);
     memset(it, 0, sizeof *it);
+    it->join_item = -1;
+}
+
+bool batch_item_merged(const batch_item_t *it) {
+    return it->join_case || it->join_item >= 0;
+}
+
+/* The department a petition ends up with: its route's, or its case's. */
+static const char *item_department(const batch_item_t *items, const batch_item_t *it) {
+    if (it->join_case)
+        return it->join_department;
+    if (it->join_item >= 0)
+        return items[it->join_item].route.department;
+    return it->route.department;
 }
 
 static json_t *str_or_null(const char *s) {
@@ -110,11 +135,20 @@ static json_t *cases_json(const router_t *rt, batch_item_t *items, size_t n) {
         batch_item_t *it = &items[i];
         if (!it->is_new)
             continue;
+        json_t *o;
+        if (batch_item_merged(it)) {
+            o = json_pack("{s:I,s:I,s:s,s:o,s:o}", "i", (json_int_t)i, "petition_id",
+                          (json_int_t)it->petition_id, "tracking_no", it->p->tracking_no,
+                          "join_case", it->join_case ? json_integer(it->join_case) : json_null(),
+                          "join_i", it->join_case ? json_null() : json_integer(it->join_item));
+            json_array_append_new(arr, o);
+            continue;
+        }
         router_route(rt, it->p, it->region_code, &it->route);
         const fb_rule_t *r = it->route.rule;
-        json_t *o = json_pack(
-            "{s:I,s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "i", (json_int_t)i,
-            "petition_id", (json_int_t)it->petition_id, "status",
+        o = json_pack(
+            "{s:I,s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "i", (json_int_t)i,
+            "petition_id", (json_int_t)it->petition_id, "tracking_no", it->p->tracking_no, "status",
             it->route.department ? "dispatched" : "manual", "department_code",
             str_or_null(it->route.department), "rule_id", r ? json_integer(r->id) : json_null(),
             "rule_name", str_or_null(r ? r->name : NULL), "category", str_or_null(it->p->category),
@@ -146,7 +180,8 @@ static int exec_json(PGconn *db, const char *sql, json_t *param, PGresult **res)
     return 0;
 }
 
-int batch_commit(PGconn *db, const router_t *rt, batch_item_t *items, size_t n) {
+int batch_commit(PGconn *db, const router_t *rt, const dedup_opts_t *dd, batch_item_t *items,
+                 size_t n) {
     PGresult *r = NULL;
     size_t fresh = 0;
     fb_map_t *by_tracking = fb_map_new();
@@ -170,6 +205,8 @@ int batch_commit(PGconn *db, const router_t *rt, batch_item_t *items, size_t n) 
     }
     PQclear(r);
     r = NULL;
+    if (fresh && (rc = dedup_find(db, dd, items, n)) != 0)
+        goto fail;
     if (fresh) {
         if ((rc = exec_json(db, s_insert_cases, cases_json(rt, items, n), &r)) != 0)
             goto fail;
@@ -193,19 +230,31 @@ fail:
     for (size_t i = 0; i < n; i++) {
         items[i].is_new = false;
         items[i].case_id = 0;
+        items[i].join_case = 0;
+        items[i].join_item = -1;
+        free(items[i].join_department);
+        items[i].join_department = NULL;
     }
     return rc ? rc : FB_EDB;
 }
 
-json_t *batch_assignment_json(const batch_item_t *it) {
-    const fb_rule_t *r = it->route.rule;
+json_t *batch_assignment_json(const batch_item_t *items, const batch_item_t *it) {
+    const fb_rule_t *r = batch_item_merged(it) ? NULL : it->route.rule;
+    const char *dept = item_department(items, it);
+    bool routed = !batch_item_merged(it) && dept;
     return json_pack("{s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:s,s:o,s:o}", "case_id",
                      (json_int_t)it->case_id, "tracking_no", it->p->tracking_no, "department",
-                     str_or_null(it->route.department), "rule", str_or_null(r ? r->name : NULL),
-                     "rule_id", r ? json_integer(r->id) : json_null(), "assists", assists_json(r),
-                     "accept_due", time_or_null(it->route.department ? it->route.accept_due : 0),
-                     "reply_due", time_or_null(it->route.department ? it->route.reply_due : 0),
-                     "status", it->route.department ? "dispatched" : "manual", "region_code",
-                     str_or_null(it->region_code), "received_at",
+                     str_or_null(dept), "rule", str_or_null(r ? r->name : NULL), "rule_id",
+                     r ? json_integer(r->id) : json_null(), "assists", assists_json(r),
+                     "accept_due", time_or_null(routed ? it->route.accept_due : 0), "reply_due",
+                     time_or_null(routed ? it->route.reply_due : 0), "status",
+                     batch_item_merged(it) ? "merged"
+                     : dept                ? "dispatched"
+                                           : "manual",
+                     "region_code", str_or_null(it->region_code), "received_at",
                      time_or_null(it->p->received_at_us));
+}
+
+const char *batch_item_department(const batch_item_t *items, const batch_item_t *it) {
+    return item_department(items, it);
 }

@@ -20,14 +20,31 @@ typedef struct batch_item {
     int64_t petition_id, case_id;
     char *region_code;
     route_result_t route;
+    /* Duplicates (并案): the petition joins an open case instead of opening
+     * one — a stored case (join_case) or the case of an earlier petition of
+     * this batch (join_item). */
+    int64_t join_case;
+    int join_item; /* -1: none */
+    char *join_department;
 } batch_item_t;
+
+/* When a new petition joins an open case (config [dispatcher] dedup_*). */
+typedef struct dedup_opts {
+    int radius_m; /* 0: never */
+    int window_h;
+    double similarity; /* pg_trgm similarity, 0..1 */
+} dedup_opts_t;
 
 /* Stores items in one transaction. On success (0) every item is durable and
  * may be acknowledged; on failure nothing was written (rolled back). */
-int batch_commit(PGconn *db, const router_t *rt, batch_item_t *items, size_t n);
+int batch_commit(PGconn *db, const router_t *rt, const dedup_opts_t *dd, batch_item_t *items,
+                 size_t n);
 
-/* The assignment event published after COMMIT: caller's json_t. */
-json_t *batch_assignment_json(const batch_item_t *it);
+/* The assignment event of items[k] published after COMMIT: caller's json_t. */
+json_t *batch_assignment_json(const batch_item_t *items, const batch_item_t *it);
+/* The department the petition went to (its case's, when merged), or NULL. */
+const char *batch_item_department(const batch_item_t *items, const batch_item_t *it);
+bool batch_item_merged(const batch_item_t *it);
 
 void batch_item_clear(batch_item_t *it);
 

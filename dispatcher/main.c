@@ -43,9 +43,10 @@ typedef struct {
     PGconn *db;
     uint64_t db_retry_ms; /* when to try connecting again */
     router_t rt;
+    dedup_opts_t dedup;
     batch_item_t *items;
     size_t n;
-    uint64_t stored, duplicates, manual, batches, failures;
+    uint64_t stored, duplicates, merged, manual, batches, failures;
 } dispatcher_t;
 
 static void db_drop(dispatcher_t *d) {
@@ -118,19 +119,23 @@ static void publish(dispatcher_t *d) {
         const batch_item_t *it = &d->items[i];
         if (!it->is_new)
             continue;
-        json_t *j = batch_assignment_json(it);
+        json_t *j = batch_assignment_json(d->items, it);
         char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (!s)
             continue;
-        const char *topic = it->route.department ? it->route.department : "@manual";
+        const char *dept = batch_item_department(d->items, it);
+        const char *topic = dept ? dept : "@manual";
         const void *frames[] = {topic, FB_BUS_VERSION, "ASG", s};
         const size_t lens[] = {strlen(topic), 3, 3, strlen(s)};
         fb_bus_sendv(d->pub, frames, lens, 4, ZMQ_DONTWAIT);
         fb_log(FB_LOG_INFO,
                "event=dispatched tracking_no=%s case_id=%" PRId64 " department=%s rule=%s "
                "region=%s",
-               it->p->tracking_no, it->case_id, topic, it->route.rule ? it->route.rule->name : "-",
+               it->p->tracking_no, it->case_id, topic,
+               batch_item_merged(it) ? "(merged)"
+               : it->route.rule      ? it->route.rule->name
+                                     : "-",
                it->region_code ? it->region_code : "-");
         free(s);
     }
@@ -142,7 +147,7 @@ static void flush_batch(dispatcher_t *d) {
     if (!db_ready(d)) {
         /* Not acknowledged: the intakes resend these when the database is back. */
         fb_log(FB_LOG_WARN, "event=batch_deferred petitions=%zu reason=no_database", d->n);
-    } else if (batch_commit(d->db, &d->rt, d->items, d->n) != 0) {
+    } else if (batch_commit(d->db, &d->rt, &d->dedup, d->items, d->n) != 0) {
         d->failures++;
         fb_log(FB_LOG_WARN, "event=batch_failed petitions=%zu error=\"%s\"", d->n,
                fb_db_error(d->db));
@@ -153,7 +158,8 @@ static void flush_batch(dispatcher_t *d) {
         for (size_t i = 0; i < d->n; i++) {
             if (d->items[i].is_new) {
                 d->stored++;
-                d->manual += d->items[i].route.department == NULL;
+                d->merged += batch_item_merged(&d->items[i]);
+                d->manual += batch_item_department(d->items, &d->items[i]) == NULL;
             } else {
                 d->duplicates++;
             }
@@ -180,6 +186,7 @@ static void take(dispatcher_t *d, fb_bus_msg_t *m) {
     }
     batch_item_t *it = &d->items[d->n];
     memset(it, 0, sizeof *it);
+    it->join_item = -1;
     if (fb_petition_loads(json, len, &it->p) != 0) {
         /* Cannot be stored, ever: a resend would not help. */
         fb_log(FB_LOG_ERROR, "event=petition_unreadable peer=%.*s seq=%" PRIu64, (int)idlen,
@@ -190,6 +197,12 @@ static void take(dispatcher_t *d, fb_bus_msg_t *m) {
     it->peer_len = idlen;
     it->seq = seq;
     d->n++;
+}
+
+static void set_dedup(dispatcher_t *d, const fb_config_t *cfg) {
+    d->dedup.radius_m = cfg->dedup_radius_m;
+    d->dedup.window_h = cfg->dedup_window_h;
+    d->dedup.similarity = cfg->dedup_similarity_pct / 100.0;
 }
 
 static void reload_config(dispatcher_t *d) {
@@ -203,6 +216,7 @@ static void reload_config(dispatcher_t *d) {
         if (level >= 0)
             fb_log_set_level((fb_log_level_t)level);
         d->cfg.dispatch_batch_wait_ms = fresh.dispatch_batch_wait_ms;
+        set_dedup(d, &fresh);
         if (fresh.dispatch_batch_max <= d->cfg.dispatch_batch_max)
             d->cfg.dispatch_batch_max = fresh.dispatch_batch_max;
         if (d->db)
@@ -308,6 +322,7 @@ int main(int argc, char **argv) {
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    set_dedup(&d, &d.cfg);
     d.items = calloc((size_t)d.cfg.dispatch_batch_max, sizeof *d.items);
     d.zctx = zmq_ctx_new();
     d.router = fb_bus_socket(d.zctx, ZMQ_ROUTER, d.cfg.bus_sndhwm, d.cfg.bus_maxmsgsize);
@@ -325,9 +340,9 @@ int main(int argc, char **argv) {
            d.cfg.dispatch_batch_wait_ms);
     run(&d);
     fb_log(FB_LOG_INFO,
-           "event=stopped stored=%" PRIu64 " duplicates=%" PRIu64 " manual=%" PRIu64
+           "event=stopped stored=%" PRIu64 " merged=%" PRIu64 " resent=%" PRIu64 " manual=%" PRIu64
            " batches=%" PRIu64 " failed_batches=%" PRIu64,
-           d.stored, d.duplicates, d.manual, d.batches, d.failures);
+           d.stored, d.merged, d.duplicates, d.manual, d.batches, d.failures);
     zmq_close(d.router);
     zmq_close(d.pub);
     zmq_ctx_term(d.zctx);

@@ -47,7 +47,12 @@ static int cmp_ex(const void *a, const void *b) {
 int fb_calendar_set(fb_calendar_t *cal, const char *day, bool workday) {
     int y, m, d;
     char tail;
-    if (sscanf(day, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 || m > 12 || d < 1 || d > 31)
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (sscanf(day, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 || m > 12 || d < 1 ||
+        d > mdays[m - 1])
+        return FB_EINVAL;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (m == 2 && d == 29 && !leap)
         return FB_EINVAL;
     int32_t key = days_from_civil(y, m, d);
     for (size_t i = 0; i < cal->n; i++) {
@@ -88,7 +93,8 @@ int fb_calendar_load_json(fb_calendar_t *cal, const json_t *days) {
 
 bool fb_calendar_is_workday(const fb_calendar_t *cal, int year, int month, int mday) {
     s_exception_t key = {days_from_civil(year, month, mday), false};
-    const s_exception_t *e = cal ? bsearch(&key, cal->ex, cal->n, sizeof key, cmp_ex) : NULL;
+    const s_exception_t *e =
+        cal && cal->n ? bsearch(&key, cal->ex, cal->n, sizeof key, cmp_ex) : NULL;
     if (e)
         return e->workday;
     int dow = (int)((key.day % 7 + 7 + 4) % 7); /* 1970-01-01 was a Thursday (4) */

@@ -81,8 +81,8 @@ static const s_option_t s_options[] = {
         "a new petition this close to an open case of its category may join it (0: never)"),
     OPT("dispatcher", "dedup_window_h", T_INT, dedup_window_h, 1, 24 * 365, "24", true,
         "how recent that case must be, in hours"),
-    OPT("dispatcher", "dedup_similarity_pct", T_INT, dedup_similarity_pct, 0, 100, "30", true,
-        "pg_trgm similarity of the texts needed, in percent"),
+    OPT("dispatcher", "dedup_similarity_pct", T_INT, dedup_similarity_pct, 0, 100, "25", true,
+        "pg_trgm similarity of the texts needed, in percent (on characters)"),
     OPT("worker", "address", T_STR, worker_address, 0, 0, "127.0.0.1", false,
         "HTTP listen address"),
     OPT("worker", "port", T_INT, worker_port, 1, 65535, "12346", false, "HTTP listen port"),
@@ -119,6 +119,8 @@ typedef struct {
 
 static int on_value(void *ud, const char *section, const char *name, const char *value) {
     s_load_t *ld = ud;
+    if (ld->failed)
+        return 0; /* report the first mistake only */
     for (size_t i = 0; i < FB_ARRAY_LEN(s_options); i++) {
         const s_option_t *o = &s_options[i];
         if (strcmp(o->section, section) != 0 || strcmp(o->name, name) != 0)

@@ -6,7 +6,8 @@
 #include <stdbool.h>
 
 bool fb_geo_valid(double lat, double lng);
-/* True when the point lies in mainland China, where GCJ-02 differs from WGS-84. */
+/* True when the point lies in the rectangle around China that the published
+ * GCJ-02 transform uses (it also covers some neighbouring countries). */
 bool fb_geo_in_china(double lat, double lng);
 /* Converts a GCJ-02 point to WGS-84 (iterative inverse, error < 0.5 m). */
 void fb_geo_gcj02_to_wgs84(double lat, double lng, double *wlat, double *wlng);

@@ -93,8 +93,9 @@ static int opt_time(const json_t *o, const char *key) {
     const char *s = json_string_value(json_object_get(o, key));
     if (!s || !*s)
         return -1;
-    int h, m;
-    if (sscanf(s, "%2d:%2d", &h, &m) != 2 || h < 0 || h > 24 || m < 0 || m > 59)
+    int h, m, n = 0;
+    if (sscanf(s, "%2d:%2d%n", &h, &m, &n) != 2 || h < 0 || h > 24 || m < 0 || m > 59 ||
+        (h == 24 && m != 0) || (s[n] != '\0' && strcmp(s + n, ":00") != 0))
         return -2;
     return h * 60 + m;
 }

@@ -106,6 +106,8 @@ static int seg_load(fb_spool_t *s, s_segment_t *g, bool last) {
     FILE *f = fdopen(dup(g->fd), "rb");
     if (!f)
         return FB_EIO;
+    struct stat st;
+    uint64_t file_size = fstat(g->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     uint64_t off = 0;
     char *buf = NULL;
     size_t bufcap = 0;
@@ -131,7 +133,22 @@ static int seg_load(fb_spool_t *s, s_segment_t *g, bool last) {
             buf = nb;
             bufcap = len;
         }
-        ok = ok && fread(buf, 1, len, f) == len && record_crc(seq, buf, len) == crc;
+        bool complete = ok && fread(buf, 1, len, f) == len;
+        if (complete && record_crc(seq, buf, len) != crc && off + HDR + len < file_size) {
+            /* A damaged record with intact records after it: a torn append
+             * can only be the last one, so this is corruption. Keep the
+             * records that follow; this one can never be delivered. */
+            fb_log(FB_LOG_ERROR,
+                   "event=spool_corrupt_record segment=%s offset=%" PRIu64 " seq=%" PRIu64, path,
+                   off, seq);
+            if ((rc = seg_push(g, (uint32_t)off)) != 0)
+                break;
+            g->acked[g->n - 1] = 1;
+            g->n_acked++;
+            off += HDR + len;
+            continue;
+        }
+        ok = complete && record_crc(seq, buf, len) == crc;
         if (!ok) {
             if (last) {
                 fb_log(FB_LOG_WARN, "event=spool_torn_tail segment=%s offset=%" PRIu64, path, off);
@@ -223,7 +240,8 @@ int fb_spool_open(const char *dir, size_t segment_bytes, fb_spool_t **out) {
             firsts[nf++] = first;
         }
     }
-    qsort(firsts, nf, sizeof *firsts, cmp_u64);
+    if (nf)
+        qsort(firsts, nf, sizeof *firsts, cmp_u64);
     s->next_seq = 1;
     for (size_t i = 0; i < nf; i++) {
         s_segment_t *g = seg_add(s, firsts[i]);

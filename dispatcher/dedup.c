@@ -1,0 +1,108 @@
+/* dedup.c — the duplicate search, in PostGIS and pg_trgm.
+ *
+ * Candidates are open cases of the same category created within the window,
+ * whose location lies within the radius, and one of whose petitions reads
+ * alike (pg_trgm similarity). Petitions of the same batch are compared with
+ * each other too, so five reports of one burst pipe arriving together make
+ * one case, not five. */
+#include "dedup.h"
+#include "fb_common.h"
+#include "fb_db.h"
+#include "fb_log.h"
+#include "fb_time.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const s_sql =
+    "WITH g AS MATERIALIZED ("
+    "  SELECT x.*, ST_SetSRID(ST_MakePoint(x.lng, x.lat), 4326) AS pt,"
+    "    fenbo_dedup_text(x.content_norm) AS dedup_text"
+    "  FROM json_to_recordset($1::json) AS x(i integer, lat float8, lng float8, category text,"
+    "    content_norm text, received_at timestamptz)) "
+    "SELECT 'case', g.i, m.id, m.department_code FROM g CROSS JOIN LATERAL ("
+    "  SELECT c.id, c.department_code FROM cases c"
+    "  WHERE c.category = g.category"
+    "    AND c.status IN ('manual', 'dispatched', 'accepted', 'returned', 'reopened')"
+    "    AND c.created_at >= g.received_at - make_interval(hours => $2::integer)"
+    "    AND c.location && ST_Expand(g.pt, $3::float8 / 50000.0)"
+    "    AND ST_DWithin(c.location::geography, g.pt::geography, $3::float8)"
+    "    AND (SELECT max(similarity(fenbo_dedup_text(p.content_norm), g.dedup_text))"
+    "         FROM petitions p"
+    "         WHERE p.case_id = c.id) >= $4::float4"
+    "  ORDER BY ST_Distance(c.location::geography, g.pt::geography), c.id LIMIT 1) m "
+    "UNION ALL "
+    "SELECT 'item', a.i, b.i, NULL FROM g a JOIN g b"
+    "  ON b.i < a.i AND a.category = b.category"
+    "  AND abs(extract(epoch FROM a.received_at - b.received_at)) <= $2::integer * 3600"
+    "  AND ST_DWithin(a.pt::geography, b.pt::geography, $3::float8)"
+    "  AND similarity(a.dedup_text, b.dedup_text) >= $4::float4";
+
+int dedup_find(PGconn *db, const dedup_opts_t *dd, batch_item_t *items, size_t n) {
+    if (dd->radius_m <= 0)
+        return 0;
+    json_t *arr = json_array();
+    char t[40];
+    for (size_t i = 0; i < n; i++) {
+        const fb_petition_t *p = items[i].p;
+        if (!items[i].is_new || !p->has_location || !p->category)
+            continue;
+        json_array_append_new(arr, json_pack("{s:I,s:f,s:f,s:s,s:s,s:s}", "i", (json_int_t)i, "lat",
+                                             p->lat, "lng", p->lng, "category", p->category,
+                                             "content_norm", p->content_norm, "received_at",
+                                             fb_time_format(p->received_at_us, t, sizeof t)));
+    }
+    if (json_array_size(arr) == 0) {
+        json_decref(arr);
+        return 0;
+    }
+    char *param = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    char hours[16], radius[16], sim[16];
+    snprintf(hours, sizeof hours, "%d", dd->window_h);
+    snprintf(radius, sizeof radius, "%d", dd->radius_m);
+    snprintf(sim, sizeof sim, "%.3f", dd->similarity);
+    const char *params[4] = {param, hours, radius, sim};
+    PGresult *r = param ? PQexecParams(db, s_sql, 4, NULL, params, NULL, NULL, 0) : NULL;
+    free(param);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fb_log(FB_LOG_WARN, "event=dedup_failed error=\"%s\"", fb_db_error(db));
+        PQclear(r);
+        return FB_EDB;
+    }
+    /* Rows for stored cases first; then, in batch order, the earliest
+     * petition of this batch that a petition resembles. */
+    for (int k = 0; k < PQntuples(r); k++) {
+        size_t i = (size_t)strtoul(PQgetvalue(r, k, 1), NULL, 10);
+        if (i >= n || strcmp(PQgetvalue(r, k, 0), "case") != 0)
+            continue;
+        items[i].join_case = strtoll(PQgetvalue(r, k, 2), NULL, 10);
+        items[i].join_department = PQgetisnull(r, k, 3) ? NULL : strdup(PQgetvalue(r, k, 3));
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].is_new || items[i].join_case)
+            continue;
+        int best = -1;
+        for (int k = 0; k < PQntuples(r); k++) {
+            if (strcmp(PQgetvalue(r, k, 0), "item") != 0 ||
+                (size_t)strtoul(PQgetvalue(r, k, 1), NULL, 10) != i)
+                continue;
+            int b = atoi(PQgetvalue(r, k, 2));
+            if (best < 0 || b < best)
+                best = b;
+        }
+        if (best < 0)
+            continue;
+        /* Follow the earlier petition to the case it opens or joins. */
+        batch_item_t *lead = &items[best];
+        if (lead->join_case) {
+            items[i].join_case = lead->join_case;
+            items[i].join_department = fb_strdup0(lead->join_department);
+        } else {
+            items[i].join_item = lead->join_item >= 0 ? lead->join_item : best;
+        }
+    }
+    PQclear(r);
+    return 0;
+}

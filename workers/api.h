@@ -1,0 +1,24 @@
+/* api.h — the worker's HTTP API: /healthz, /metrics and the case API
+ * (/api/v1/cases…), answered from PostgreSQL.
+ *
+ * Every /api/ request carries `Authorization: Bearer <token>`; the token's
+ * SHA-256 is looked up in api_tokens (not revoked) for its role and, for a
+ * department token, its department. A department sees only the cases it has
+ * an assignment on, and that condition is part of every query's WHERE
+ * clause: a case of another department is "not found", not "forbidden".
+ * Residents' names and phones are masked for department and supervisor
+ * tokens. Errors are {"error": {"code", "message", "field"}}. */
+#ifndef FB_API_H
+#define FB_API_H
+
+#include "fb_http.h"
+
+/* The fb_http handler; ud is the fb_worker_t. Answers every request before
+ * returning (the database calls are blocking in this version). */
+void fb_api_handle(void *ud, fb_http_req_t *req);
+
+/* "张三" → "张*": the first character (UTF-8) and a star; "" and NULL give
+ * "*". out needs at least 6 bytes. Returns out. */
+char *fb_api_mask_name(const char *name, char *out, size_t outlen);
+
+#endif
