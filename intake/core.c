@@ -526,6 +526,7 @@ void intake_free(intake_t *in) {
 typedef struct {
     uv_work_t work;
     const char *conninfo;
+    const char *timezone;
     const char *sql;
     int nparams;
     char **params;
@@ -549,6 +550,10 @@ static void query_work(uv_work_t *w) {
             snprintf(ci, sizeof ci, "%s connect_timeout=3", q->conninfo);
             if (fb_db_connect(ci, &t_db) != 0)
                 return;
+            /* Times in answers are in the city's zone. */
+            const char *tz[1] = {q->timezone};
+            PQclear(PQexecParams(t_db, "SELECT set_config('TimeZone', $1, false)", 1, NULL, tz,
+                                 NULL, NULL, 0));
         }
         PGresult *r = PQexecParams(t_db, q->sql, q->nparams, NULL, (const char *const *)q->params,
                                    NULL, NULL, 0);
@@ -580,6 +585,7 @@ int intake_db_query(intake_t *in, const char *sql, int nparams, const char *cons
     if (!q)
         return FB_ENOMEM;
     q->conninfo = in->cfg.db_conninfo;
+    q->timezone = in->cfg.timezone;
     q->sql = sql;
     q->cb = cb;
     q->ud = ud;
