@@ -33,11 +33,16 @@ static const char *const s_sql =
     "         WHERE p.case_id = c.id) >= $4::float4"
     "  ORDER BY ST_Distance(c.location::geography, g.pt::geography), c.id LIMIT 1) m "
     "UNION ALL "
-    "SELECT 'item', a.i, b.i, NULL FROM g a JOIN g b"
-    "  ON b.i < a.i AND a.category = b.category"
-    "  AND abs(extract(epoch FROM a.received_at - b.received_at)) <= $2::integer * 3600"
-    "  AND ST_DWithin(a.pt::geography, b.pt::geography, $3::float8)"
-    "  AND similarity(a.dedup_text, b.dedup_text) >= $4::float4";
+    "SELECT 'item', n.ai, n.bi, NULL FROM ("
+    "  SELECT a.i AS ai, b.i AS bi, a.pt AS apt, b.pt AS bpt, a.dedup_text AS at,"
+    "    b.dedup_text AS bt"
+    "  FROM g a JOIN g b ON b.i < a.i AND a.category = b.category"
+    "    AND a.pt && ST_Expand(b.pt, $3::float8 / 50000.0)"
+    "    AND abs(extract(epoch FROM a.received_at - b.received_at)) <= $2::integer * 3600"
+    /* OFFSET 0 keeps the cheap box test ahead of the costly checks below. */
+    "  OFFSET 0) n "
+    "WHERE ST_DWithin(n.apt::geography, n.bpt::geography, $3::float8)"
+    "  AND similarity(n.at, n.bt) >= $4::float4";
 
 int dedup_find(PGconn *db, const dedup_opts_t *dd, batch_item_t *items, size_t n) {
     if (dd->radius_m <= 0)
