@@ -40,6 +40,7 @@ typedef struct {
     fb_config_t cfg;
     const char *config_path;
     void *zctx, *router, *pub;
+    fb_zap_t *zap; /* CURVE's authentication handler, NULL without CURVE */
     PGconn *db;
     uint64_t db_retry_ms; /* when to try connecting again */
     router_t rt;
@@ -239,16 +240,21 @@ static void run(dispatcher_t *d) {
             timeout = (int)(batch_started + (uint64_t)d->cfg.dispatch_batch_wait_ms - fb_mono_ms());
         if (timeout < 0)
             timeout = 0;
-        zmq_pollitem_t items[2] = {{d->router, 0, ZMQ_POLLIN, 0},
+        zmq_pollitem_t items[3] = {{d->router, 0, ZMQ_POLLIN, 0},
+                                   {d->zap ? fb_zap_socket(d->zap) : NULL, 0, ZMQ_POLLIN, 0},
                                    {NULL, have_db ? PQsocket(d->db) : -1, ZMQ_POLLIN, 0}};
         /* While the database is away, petitions wait in the intakes' spools,
          * not here: stop reading and let the bus push back. */
         if (!have_db)
             items[0].events = 0;
-        int rc = zmq_poll(items, have_db ? 2 : 1, have_db ? timeout : 200);
+        if (!d->zap)
+            items[1].events = 0;
+        int rc = zmq_poll(items, have_db ? 3 : 2, have_db ? timeout : 200);
         if (rc < 0 && errno != EINTR)
             break;
-        if (have_db && (items[1].revents & ZMQ_POLLIN))
+        if (items[1].revents & ZMQ_POLLIN)
+            fb_zap_handle(d->zap);
+        if (have_db && (items[2].revents & ZMQ_POLLIN))
             check_notify(d);
         if (items[0].revents & ZMQ_POLLIN) {
             while (d->n < (size_t)d->cfg.dispatch_batch_max) {
@@ -327,6 +333,17 @@ int main(int argc, char **argv) {
     d.zctx = zmq_ctx_new();
     d.router = fb_bus_socket(d.zctx, ZMQ_ROUTER, d.cfg.bus_sndhwm, d.cfg.bus_maxmsgsize);
     d.pub = fb_bus_socket(d.zctx, ZMQ_PUB, d.cfg.bus_sndhwm, d.cfg.bus_maxmsgsize);
+    if (d.cfg.bus_curve && d.router && d.pub) {
+        /* Without its ZAP handler a CURVE server would admit any key. */
+        if (fb_zap_start(d.zctx, d.cfg.bus_allowed_clients, &d.zap) != 0 ||
+            fb_bus_curve_server(d.router, d.cfg.bus_server_secret) != 0 ||
+            fb_bus_curve_server(d.pub, d.cfg.bus_server_secret) != 0) {
+            fb_log(FB_LOG_ERROR, "event=bus_curve_failed need=\"[bus] server_secret_key and "
+                                 "allowed_clients, and the ZAP handler bound\"");
+            return 1;
+        }
+        fb_log(FB_LOG_INFO, "event=bus_curve_on");
+    }
     if (!d.items || !d.router || !d.pub || zmq_bind(d.router, d.cfg.bus_petitions) != 0 ||
         zmq_bind(d.pub, d.cfg.bus_assignments) != 0) {
         fb_log(FB_LOG_ERROR, "event=bus_bind_failed petitions=%s assignments=%s error=\"%s\"",
@@ -345,6 +362,7 @@ int main(int argc, char **argv) {
            d.stored, d.merged, d.duplicates, d.manual, d.batches, d.failures);
     zmq_close(d.router);
     zmq_close(d.pub);
+    fb_zap_stop(&d.zap);
     zmq_ctx_term(d.zctx);
     if (d.db)
         PQfinish(d.db);

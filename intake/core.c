@@ -471,7 +471,9 @@ int intake_open(intake_t *in) {
     in->dealer = fb_bus_socket(in->zctx, ZMQ_DEALER, in->cfg.bus_sndhwm, in->cfg.bus_maxmsgsize);
     char ident[64];
     snprintf(ident, sizeof ident, "intake-%d", in->cfg.instance_id);
-    if (!in->dealer || zmq_setsockopt(in->dealer, ZMQ_ROUTING_ID, ident, strlen(ident)) != 0 ||
+    if (!in->dealer || fb_bus_client_security(in->dealer, &in->cfg) != 0)
+        return FB_EINVAL;
+    if (zmq_setsockopt(in->dealer, ZMQ_ROUTING_ID, ident, strlen(ident)) != 0 ||
         zmq_connect(in->dealer, in->cfg.bus_petitions) != 0) {
         fb_log(FB_LOG_ERROR, "event=bus_connect_failed endpoint=%s error=\"%s\"",
                in->cfg.bus_petitions, zmq_strerror(errno));

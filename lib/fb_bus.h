@@ -44,4 +44,31 @@ bool fb_bus_get_seq(const fb_bus_msg_t *m, int i, uint64_t *seq);
  * ZMQ_DONTWAIT) or FB_EIO. */
 int fb_bus_sendv(void *sock, const void *const *data, const size_t *lens, int n, int flags);
 
+/* CURVE (encryption and authentication of the bus). Keys are Z85 text, as
+ * `fenboctl keygen` prints them. */
+
+/* Makes sock a CURVE server with secret_key, whose peers the ZAP handler
+ * (domain "fenbo") must admit. libzmq admits every CURVE peer when no ZAP
+ * handler is bound, so a daemon binds its handler (fb_zap_start) before its
+ * sockets and refuses to start without it. */
+int fb_bus_curve_server(void *sock, const char *secret_key);
+/* Makes sock a CURVE client of the server with server_public. */
+int fb_bus_curve_client(void *sock, const char *server_public, const char *public_key,
+                        const char *secret_key);
+
+/* Applies [bus] curve settings of cfg to a client socket (intake's DEALER,
+ * a worker's SUB); a no-op when curve = 0. FB_EINVAL for missing keys. */
+struct fb_config;
+int fb_bus_client_security(void *sock, const struct fb_config *cfg);
+
+/* The ZAP handler (RFC 27): a REP socket on inproc://zeromq.zap.01 in ctx that
+ * admits CURVE peers whose public key is in allowed (comma-separated Z85)
+ * and refuses everything else. The owner polls fb_zap_socket() and calls
+ * fb_zap_handle() when it is readable. */
+typedef struct fb_zap fb_zap_t;
+int fb_zap_start(void *ctx, const char *allowed, fb_zap_t **out);
+void *fb_zap_socket(fb_zap_t *z);
+void fb_zap_handle(fb_zap_t *z);
+void fb_zap_stop(fb_zap_t **z);
+
 #endif

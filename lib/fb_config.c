@@ -42,6 +42,18 @@ static const s_option_t s_options[] = {
         "high-water mark of the bus sockets, in messages"),
     OPT("bus", "maxmsgsize", T_INT, bus_maxmsgsize, 4096, 64 << 20, "4194304", false,
         "largest bus message accepted, in bytes"),
+    OPT("bus", "curve", T_INT, bus_curve, 0, 1, "0", false,
+        "1: encrypt and authenticate the bus with CURVE (keys from fenboctl keygen)"),
+    OPT("bus", "server_public_key", T_STR, bus_server_public, 0, 0, "", false,
+        "the dispatcher's CURVE public key (Z85), known to every client"),
+    OPT("bus", "server_secret_key", T_STR, bus_server_secret, 0, 0, "", false,
+        "the dispatcher's CURVE secret key (Z85), on the dispatcher's host only"),
+    OPT("bus", "client_public_key", T_STR, bus_client_public, 0, 0, "", false,
+        "this intake's or worker's CURVE public key (Z85)"),
+    OPT("bus", "client_secret_key", T_STR, bus_client_secret, 0, 0, "", false,
+        "this intake's or worker's CURVE secret key (Z85)"),
+    OPT("bus", "allowed_clients", T_STR, bus_allowed_clients, 0, 0, "", false,
+        "public keys (Z85, comma-separated) the dispatcher's ZAP handler admits"),
     OPT("intake", "address", T_STR, intake_address, 0, 0, "127.0.0.1", false,
         "HTTP listen address"),
     OPT("intake", "port", T_INT, intake_port, 1, 65535, "12345", false, "HTTP listen port"),
@@ -179,6 +191,8 @@ void fb_config_print(const fb_config_t *cfg, FILE *out) {
         fprintf(out, "; %s%s\n", o->help, o->reloadable ? " (SIGHUP reloads)" : "");
         if (o->type == T_INT)
             fprintf(out, "%s = %d  ; %ld..%ld\n", o->name, *(const int *)p, o->min, o->max);
+        else if (strstr(o->name, "secret") && **(char *const *)p)
+            fprintf(out, "%s = (hidden)\n", o->name); /* keys stay off screens and logs */
         else
             fprintf(out, "%s = %s\n", o->name, *(char *const *)p);
     }

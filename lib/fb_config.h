@@ -20,6 +20,12 @@ typedef struct fb_config {
     char *bus_assignments; /* dispatcher's PUB; workers connect SUB */
     int bus_sndhwm;
     int bus_maxmsgsize;
+    int bus_curve;
+    char *bus_server_public;
+    char *bus_server_secret;
+    char *bus_client_public;
+    char *bus_client_secret;
+    char *bus_allowed_clients;
     /* [intake] */
     char *intake_address;
     int intake_port;

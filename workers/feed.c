@@ -257,6 +257,8 @@ int fb_feed_start(fb_worker_t *w, void *zctx, fb_feed_t **out) {
         fb_log(FB_LOG_ERROR, "event=bus_socket_failed error=\"%s\"", zmq_strerror(errno));
         goto fail;
     }
+    if (fb_bus_client_security(f->sock, &w->cfg) != 0)
+        goto fail;
     if (zmq_setsockopt(f->sock, ZMQ_SUBSCRIBE, "", 0) != 0 ||
         zmq_connect(f->sock, w->cfg.bus_assignments) != 0 ||
         zmq_getsockopt(f->sock, ZMQ_FD, &fd, &len) != 0) {
