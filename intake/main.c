@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 typedef void (*s_route_fn)(intake_t *in, fb_http_req_t *req);
@@ -192,6 +193,13 @@ int main(int argc, char **argv) {
         return 1;
     }
 
+    /* Every open connection is a descriptor: allow as many as the system
+     * does, so that a crowd of slow clients cannot lock out the rest. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     in.loop = uv_default_loop();
     if (intake_open(&in) != 0)
         return 1;

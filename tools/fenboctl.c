@@ -60,6 +60,8 @@ static const s_command_t s_commands[] = {
     {"token", "revoke", ctl_cmd_token_revoke, "ID", "revoke an API token"},
     {"case", "show", ctl_cmd_case_show, "ID|TRACKING_NO [--unmask]",
      "show a case, its assignments, petitions (callers masked unless --unmask) and events"},
+    {"audit", "verify", ctl_cmd_audit_verify, "",
+     "check the hash chain of every case's events; exit 1 and name each break"},
     {"keygen", NULL, ctl_cmd_keygen, "",
      "make a CURVE key pair for the bus ([bus] server_/client_ keys)"},
     {"config", NULL, cmd_config, "", "print the effective configuration"},
