@@ -73,6 +73,7 @@ typedef struct {
     uv_check_t flush;
     uv_timer_t resend, expire;
     uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t drain; /* the grace period between SIGTERM and the stop */
     s_pending_t *pending;
     size_t npending, cappending;
     uint64_t *tosend; /* seqs synced in this round, to send after answering */

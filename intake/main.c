@@ -108,6 +108,16 @@ static void on_request(void *ud, fb_http_req_t *req) {
         in->m.requests[fb_http_status(req) / 100 % 6]++;
 }
 
+static void on_drained(uv_timer_t *t) {
+    intake_t *in = t->data;
+    intake_close_handles(in); /* answers what still waits for the fsync */
+    fb_http_stop(&in->http);
+    uv_close((uv_handle_t *)&in->drain, NULL);
+    uv_close((uv_handle_t *)&in->sigterm, NULL);
+    uv_close((uv_handle_t *)&in->sigint, NULL);
+    uv_close((uv_handle_t *)&in->sighup, NULL);
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
     intake_t *in = s->data;
     if (signum == SIGHUP) {
@@ -133,14 +143,13 @@ static void on_signal(uv_signal_t *s, int signum) {
     in->stopping = true;
     fb_log(FB_LOG_INFO, "event=stopping signal=%d spool_pending=%zu", signum,
            fb_spool_pending(in->spool));
-    /* Answer what is waiting, then stop: unacknowledged petitions stay in
-     * the spool and are resent by the next start. */
-    fb_http_stop(&in->http);
+    /* Requests under way are answered during a short grace period (their
+     * answers follow the next group fsync as usual); then intake stops.
+     * Unacknowledged petitions stay in the spool for the next start. */
     intake_mailbox_stop(in);
-    intake_close_handles(in);
-    uv_close((uv_handle_t *)&in->sigterm, NULL);
-    uv_close((uv_handle_t *)&in->sigint, NULL);
-    uv_close((uv_handle_t *)&in->sighup, NULL);
+    uv_timer_init(in->loop, &in->drain);
+    in->drain.data = in;
+    uv_timer_start(&in->drain, on_drained, 300, 0);
 }
 
 static void usage(FILE *out) {
