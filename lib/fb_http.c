@@ -30,12 +30,22 @@ struct fb_http_req {
     char *body;
     size_t len, cap, limit;
     bool too_large, dispatched, suspended, answered;
+    bool orphaned; /* the connection is gone while its answer is awaited */
     struct MHD_Response *response;
     unsigned status;
     char peer[64];
 };
 
 static void run(fb_http_t *h);
+
+static void req_free(fb_http_req_t *r) {
+    if (r->response)
+        MHD_destroy_response(r->response);
+    free(r->method);
+    free(r->path);
+    free(r->body);
+    free(r);
+}
 
 static void on_timer(uv_timer_t *t) {
     run(t->data);
@@ -145,13 +155,16 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     fb_http_req_t *r = *con_cls;
     if (!r)
         return;
-    if (r->response)
-        MHD_destroy_response(r->response);
-    free(r->method);
-    free(r->path);
-    free(r->body);
-    free(r);
     *con_cls = NULL;
+    if (r->suspended) {
+        /* Closed (by the client, a timeout or fb_http_stop) while somebody
+         * still holds the request to answer it later: it is freed when that
+         * answer comes, which then goes nowhere. */
+        r->orphaned = true;
+        r->conn = NULL;
+        return;
+    }
+    req_free(r);
 }
 
 int fb_http_start(uv_loop_t *loop, const fb_http_opts_t *o, fb_http_handler_cb cb, void *ud,
@@ -228,11 +241,11 @@ const char *fb_http_path(const fb_http_req_t *r) {
 }
 
 const char *fb_http_header(const fb_http_req_t *r, const char *name) {
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
 }
 
 const char *fb_http_query(const fb_http_req_t *r, const char *key) {
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key) : NULL;
 }
 
 const char *fb_http_body(const fb_http_req_t *r, size_t *len) {
