@@ -65,7 +65,7 @@ const void *fb_bus_frame(const fb_bus_msg_t *m, int i, size_t *len) {
 }
 
 bool fb_bus_frame_is(const fb_bus_msg_t *m, int i, const char *s) {
-    size_t len;
+    size_t len = 0;
     const void *d = fb_bus_frame(m, i, &len);
     return d && len == strlen(s) && memcmp(d, s, len) == 0;
 }
@@ -178,7 +178,7 @@ void *fb_zap_socket(fb_zap_t *z) {
 }
 
 static bool zap_admits(const fb_zap_t *z, const fb_bus_msg_t *m) {
-    size_t len;
+    size_t len = 0;
     const void *key = fb_bus_frame(m, 6, &len);
     if (!fb_bus_frame_is(m, 2, "fenbo") || !fb_bus_frame_is(m, 5, "CURVE") || !key || len != 32)
         return false;
