@@ -35,6 +35,10 @@ typedef struct dedup_opts {
     double similarity; /* pg_trgm similarity, 0..1 */
 } dedup_opts_t;
 
+/* Prepares the batch's statements on a new connection (once per connection:
+ * the large statements are planned once, not per batch). */
+int batch_prepare(PGconn *db);
+
 /* Stores items in one transaction. On success (0) every item is durable and
  * may be acknowledged; on failure nothing was written (rolled back). */
 int batch_commit(PGconn *db, const router_t *rt, const dedup_opts_t *dd, batch_item_t *items,

@@ -44,6 +44,16 @@ static const char *const s_sql =
     "WHERE ST_DWithin(n.apt::geography, n.bpt::geography, $3::float8)"
     "  AND similarity(n.at, n.bt) >= $4::float4";
 
+int dedup_prepare(PGconn *db) {
+    PGresult *r = PQprepare(db, "dedup_find", s_sql, 4, NULL);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : FB_EDB;
+    if (rc)
+        fb_log(FB_LOG_ERROR, "event=prepare_failed statement=dedup_find error=\"%s\"",
+               fb_db_error(db));
+    PQclear(r);
+    return rc;
+}
+
 int dedup_find(PGconn *db, const dedup_opts_t *dd, batch_item_t *items, size_t n) {
     if (dd->radius_m <= 0)
         return 0;
@@ -69,7 +79,7 @@ int dedup_find(PGconn *db, const dedup_opts_t *dd, batch_item_t *items, size_t n
     snprintf(radius, sizeof radius, "%d", dd->radius_m);
     snprintf(sim, sizeof sim, "%.3f", dd->similarity);
     const char *params[4] = {param, hours, radius, sim};
-    PGresult *r = param ? PQexecParams(db, s_sql, 4, NULL, params, NULL, NULL, 0) : NULL;
+    PGresult *r = param ? PQexecPrepared(db, "dedup_find", 4, params, NULL, NULL, 0) : NULL;
     free(param);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         fb_log(FB_LOG_WARN, "event=dedup_failed error=\"%s\"", fb_db_error(db));

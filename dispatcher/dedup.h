@@ -11,6 +11,9 @@
  * finds the open case each joins: sets join_case/join_department for a
  * stored case, or join_item for an earlier petition of the same batch that
  * opens a case itself. One round trip for the whole batch. */
+/* Prepares the search's statement on a new connection. */
+int dedup_prepare(PGconn *db);
+
 int dedup_find(PGconn *db, const dedup_opts_t *dd, batch_item_t *items, size_t n);
 
 #endif

@@ -66,7 +66,7 @@ static bool db_ready(dispatcher_t *d) {
     if (fb_mono_ms() < d->db_retry_ms)
         return false;
     if (fb_db_connect(d->cfg.db_conninfo, &d->db) != 0 ||
-        fb_db_exec(d->db, "LISTEN fenbo_rules", 0, NULL) != 0 ||
+        fb_db_exec(d->db, "LISTEN fenbo_rules", 0, NULL) != 0 || batch_prepare(d->db) != 0 ||
         router_reload(&d->rt, d->db) != 0) {
         db_drop(d);
         return false;
