@@ -132,6 +132,7 @@ static void on_signal(uv_signal_t *s, int signum) {
                 fb_log_set_level((fb_log_level_t)level);
             in->cfg.intake_resend_ms = fresh.intake_resend_ms;
             in->cfg.intake_resend_max_ms = fresh.intake_resend_max_ms;
+            in->cfg.maildir_scan_s = fresh.maildir_scan_s;
             intake_directory_set_refresh(in->dir, fresh.intake_token_refresh_s);
             fb_log(FB_LOG_INFO, "event=reloaded");
         }
