@@ -108,6 +108,10 @@ int intake_hotline_parse(const char *body, size_t len, intake_category_known_cb 
                "received_at is required as an RFC 3339 time, e.g. 2026-11-22T09:30:00+08:00");
         goto fail;
     }
+    if (received_us < INT64_C(946684800000000)) { /* 2000-01-01 */
+        refuse(err, 422, "invalid_field", "received_at", "received_at lies before 2000");
+        goto fail;
+    }
     if (received_us > fb_now_us() + INT64_C(86400000000)) {
         refuse(err, 422, "invalid_field", "received_at", "received_at lies in the future");
         goto fail;

@@ -52,6 +52,8 @@ static int on_field(void *ud, const char *name, const char *filename, const char
         form->file = true;
         return 0;
     }
+    if (!name)
+        return FB_EINVAL; /* a multipart part without a name */
     s_field_t *f = form->n ? &form->f[form->n - 1] : NULL;
     /* A value longer than the post processor's buffer arrives in pieces at
      * increasing offsets; a new field starts at offset 0. */

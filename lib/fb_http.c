@@ -2,6 +2,7 @@
 #include "fb_http.h"
 #include "fb_common.h"
 #include "fb_log.h"
+#include "fb_text.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -316,10 +317,9 @@ int fb_http_respond(fb_http_req_t *r, unsigned status, const char *content_type,
 int fb_http_respond_json(fb_http_req_t *r, unsigned status, json_t *j) {
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
+    static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
     if (!s)
-        return fb_http_respond(r, 500, "application/json",
-                               "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}",
-                               58);
+        return fb_http_respond(r, 500, "application/json", oom, sizeof oom - 1);
     int rc = fb_http_respond(r, status, "application/json; charset=utf-8", s, strlen(s));
     free(s);
     return rc;
@@ -332,6 +332,9 @@ int fb_http_error(fb_http_req_t *r, unsigned status, const char *code, const cha
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* A message cut in the middle of a character, or quoting a parser's view
+     * of broken input, must still be text: keep its well-formed prefix. */
+    msg[fb_utf8_valid_prefix(msg, strlen(msg))] = '\0';
     json_t *err = json_pack("{s:s,s:s}", "code", code, "message", msg);
     if (err && field)
         json_object_set_new(err, "field", json_string(field));

@@ -63,17 +63,22 @@ static size_t encode(uint32_t cp, char *out) {
     return 4;
 }
 
-bool fb_utf8_valid(const char *s, size_t n) {
+size_t fb_utf8_valid_prefix(const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s;
-    while (n) {
+    size_t left = n;
+    while (left) {
         uint32_t cp;
-        size_t len = decode(p, n, &cp);
+        size_t len = decode(p, left, &cp);
         if (!len)
-            return false;
+            break;
         p += len;
-        n -= len;
+        left -= len;
     }
-    return true;
+    return n - left;
+}
+
+bool fb_utf8_valid(const char *s, size_t n) {
+    return fb_utf8_valid_prefix(s, n) == n;
 }
 
 int fb_text_init(void) {

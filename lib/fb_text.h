@@ -10,6 +10,9 @@
 /* True when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or NULs). */
 bool fb_utf8_valid(const char *s, size_t n);
 
+/* The length of the longest well-formed UTF-8 prefix of s[0..n). */
+size_t fb_utf8_valid_prefix(const char *s, size_t n);
+
 /* Opens the OpenCC traditional→simplified converter once per process.
  * Returns FB_EIO when OpenCC's data files are missing. */
 int fb_text_init(void);
