@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""test_curve — the bus with CURVE: a dispatcher whose ZAP handler admits
+only the configured keys. An unknown CURVE key, a NULL-mechanism client and
+raw garbage on the bus port are all refused (nothing they send is stored or
+acknowledged), while the legitimate intake and worker keep working."""
+
+import socket
+import subprocess
+import time
+
+import zmq
+
+from harness import Checks, Cluster, binary, log, main, order
+
+
+def keypair():
+    out = subprocess.run([binary("FENBOCTL_BIN", "fenboctl"), "keygen"], check=True,
+                         capture_output=True, text=True).stdout
+    keys = dict(line.split(" = ", 1) for line in out.strip().splitlines())
+    return keys["public_key"], keys["secret_key"]
+
+
+def stranger_sends(endpoint, server_public, mechanism):
+    """Connects as a stranger and sends a well-formed petition message; True
+    when anything came back (an acknowledgement would mean it was admitted)."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    if mechanism == "curve":
+        pub, sec = zmq.curve_keypair()
+        s.curve_serverkey = server_public.encode()
+        s.curve_publickey = pub
+        s.curve_secretkey = sec
+    s.connect(endpoint)
+    body = ('{"tracking_no":"20260101-9-000001","channel":"hotline","idem_key":"STRANGER-%s",'
+            '"received_at":"2026-01-05T10:00:00+08:00","spooled_at":"2026-01-05T10:00:00+08:00",'
+            '"caller":null,"content":"x","content_norm":"x","category":null,"address":null,'
+            '"location":null,"urgency":"normal","kind":"help","callback":false,"raw":{}}'
+            % mechanism)
+    s.send_multipart([b"FB1", b"PET", (1).to_bytes(8, "big"), body.encode()])
+    answered = bool(s.poll(2000))
+    s.close()
+    ctx.term()
+    return answered
+
+
+def run():
+    server_pub, server_sec = keypair()
+    client_pub, client_sec = keypair()
+    settings = {"bus": {
+        "curve": 1,
+        "server_public_key": server_pub,
+        "server_secret_key": server_sec,
+        "client_public_key": client_pub,
+        "client_secret_key": client_sec,
+        "allowed_clients": client_pub,
+    }}
+    with Cluster("curve", settings=settings) as c:
+        ck = Checks()
+        endpoint = "tcp://127.0.0.1:%d" % c.bus_petitions_port
+
+        st, body = c.post_order(order("CURVE-0001", "路灯不亮，晚上很黑"))
+        ck.check(st == 202, "legitimate intake: expected 202, got %s %r" % (st, body))
+        c.wait_until(lambda: c.sql_value("SELECT count(*) FROM cases") == 1, 30,
+                     "the first petition dispatched over the CURVE bus")
+
+        ck.check(not stranger_sends(endpoint, server_pub, "curve"),
+                 "a client with an unknown CURVE key got an answer")
+        ck.check(not stranger_sends(endpoint, server_pub, "null"),
+                 "a NULL-mechanism client got an answer")
+        # Raw garbage straight onto the bus port.
+        with socket.create_connection(("127.0.0.1", c.bus_petitions_port), timeout=5) as raw:
+            try:
+                raw.sendall(b"\xff\x00\x00\x00\x00\x00\x00\x00\x7f GARBAGE " * 200)
+                time.sleep(0.5)
+            except OSError:
+                pass  # refused mid-way is fine too
+
+        ck.check("bus_peer_refused" in c.daemons["dispatcher"].log_text(),
+                 "the dispatcher did not log the refused CURVE peer")
+        ck.check(c.daemons["dispatcher"].running(), "the dispatcher died")
+
+        st, body = c.post_order(order("CURVE-0002", "井盖缺失，很危险"))
+        ck.check(st == 202, "after the strangers: expected 202, got %s %r" % (st, body))
+        c.wait_until(lambda: c.sql_value("SELECT count(*) FROM cases") == 2, 30,
+                     "the second petition dispatched")
+        strangers = c.sql_value("SELECT count(*) FROM petitions WHERE idem_key LIKE 'STRANGER-%'")
+        ck.check(strangers == 0, "a stranger's petition was stored (%s)" % strangers)
+        # The worker, a CURVE client too, got both assignments over PUB.
+        c.wait_until(lambda: c.daemons["worker"].log_text().count("event=assignment ") == 2, 30,
+                     "both assignment events received by the worker")
+        ck.finish()
+
+
+if __name__ == "__main__":
+    main(run)
