@@ -55,6 +55,14 @@ typedef struct fb_config {
     char *worker_address;
     int worker_port;
     int worker_catchup_s;
+    /* [worker] SLA timers, callbacks (回访) and hotspots (workers/deadlines.c…) */
+    int worker_timers_s;
+    int worker_reminder_accept_min;
+    int worker_reminder_reply_min;
+    int worker_escalate_after_h;
+    int worker_callback_days;
+    int worker_hotspot_threshold;
+    int worker_hotspot_window_min;
 } fb_config_t;
 
 /* Fills cfg with the defaults of the table. */

@@ -60,6 +60,10 @@ static const s_command_t s_commands[] = {
     {"token", "revoke", ctl_cmd_token_revoke, "ID", "revoke an API token"},
     {"case", "show", ctl_cmd_case_show, "ID|TRACKING_NO [--unmask]",
      "show a case, its assignments, petitions (callers masked unless --unmask) and events"},
+    {"stats", NULL, ctl_cmd_stats,
+     "[--by department|district|street] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--json]",
+     "rates of the cases first dispatched in [from, to) (days in the city's zone; default: "
+     "the last 30 days) per department, district or street, as a table or the API's JSON"},
     {"audit", "verify", ctl_cmd_audit_verify, "",
      "check the hash chain of every case's events; exit 1 and name each break"},
     {"keygen", NULL, ctl_cmd_keygen, "",

@@ -84,6 +84,7 @@ int ctl_cmd_token_create(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_token_list(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_token_revoke(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_case_show(ctl_t *ctl, int argc, char **argv);
+int ctl_cmd_stats(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_keygen(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_audit_verify(ctl_t *ctl, int argc, char **argv);
 

@@ -5,11 +5,18 @@
  * is away the endpoints that need it answer 503 and the worker keeps serving
  * /healthz and /metrics. */
 #include "api.h"
+#include "actions.h"
+#include "callback.h"
+#include "case_sql.h"
+#include "dashboard.h"
+#include "deadlines.h"
 #include "fb_common.h"
 #include "fb_db.h"
 #include "fb_log.h"
 #include "fb_token.h"
+#include "hotspot.h"
 #include "lifecycle.h"
+#include "stats.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -46,6 +53,9 @@ static const struct {
 /* Who reads cases, and who acts on them (a department only on its own). */
 #define CASE_READERS (ROLE_OPERATOR | ROLE_DEPARTMENT | ROLE_SUPERVISOR | ROLE_ADMIN)
 #define CASE_ACTORS  (ROLE_OPERATOR | ROLE_DEPARTMENT | ROLE_ADMIN)
+/* The case lifecycle's actions (actions.c): the departments' and the desk's. */
+#define CASE_WORKERS (ROLE_DEPARTMENT | ROLE_ADMIN)
+#define CASE_DESK    (ROLE_OPERATOR | ROLE_ADMIN)
 /* Who sees residents' names and phones unmasked: the hotline desk calls them back. */
 #define SEES_CALLER (ROLE_OPERATOR | ROLE_ADMIN)
 
@@ -134,18 +144,6 @@ static int query_json(s_ctx_t *c, const char *sql, int n, const char *const *par
     }
     PQclear(r);
     return rc;
-}
-
-static int exec(s_ctx_t *c, const char *sql, int n, const char *const *params) {
-    PGresult *r = query(c, sql, n, params, PGRES_COMMAND_OK);
-    PQclear(r);
-    return r ? 0 : FB_EDB;
-}
-
-static void rollback(s_ctx_t *c) {
-    PGconn *db = fb_dblink_conn(c->w->db);
-    if (db && PQstatus(db) == CONNECTION_OK)
-        PQclear(PQexec(db, "ROLLBACK"));
 }
 
 /* Answers a failed statement: 503 when the connection is gone or the case
@@ -265,27 +263,17 @@ static void mask_callers(json_t *petitions) {
 
 /* ---- SQL ----------------------------------------------------------------- */
 
-/* The case summary, over `cases c`. */
-#define SQL_CASE_SUMMARY                                                                           \
-    "json_build_object('id', c.id, 'status', c.status, 'department', c.department_code,"           \
-    " 'category', c.category, 'region_code', c.region_code, 'urgency', c.urgency,"                 \
-    " 'kind', c.kind, 'accept_due', c.accept_due, 'reply_due', c.reply_due,"                       \
-    " 'created_at', c.created_at, 'updated_at', c.updated_at,"                                     \
-    " 'tracking_nos', (SELECT coalesce(json_agg(p.tracking_no ORDER BY p.id), '[]'::json)"         \
-    "  FROM petitions p WHERE p.case_id = c.id))"
-
-/* The one condition that keeps a department to its own cases. $N is NULL
- * for the roles that see every case. */
-#define SQL_SCOPE(n)                                                                               \
-    "(" n "::text IS NULL OR EXISTS (SELECT 1 FROM assignments sa"                                 \
-    " WHERE sa.case_id = c.id AND sa.department_code = " n "::text))"
-
 static const char s_list_sql[] =
     "WITH page AS ("
     " SELECT c.* FROM cases c"
     " WHERE ($1::text IS NULL OR c.status = $1::text)"
     " AND ($2::text IS NULL OR c.department_code = $2::text)"
     " AND " SQL_SCOPE("$3") " AND c.id > $4::bigint"
+                            /* what waits for the desk: a return, an extension */
+                            " AND ($6::text IS NULL"
+                            "  OR ($6::text = 'return' AND c.status = 'returned')"
+                            "  OR ($6::text = 'extension' AND EXISTS (SELECT 1 FROM extensions x"
+                            "   WHERE x.case_id = c.id AND x.status = 'pending')))"
                             " ORDER BY c.id LIMIT $5::int)"
                             " SELECT json_build_object("
                             " 'cases', coalesce(json_agg(" SQL_CASE_SUMMARY
@@ -299,7 +287,7 @@ static const char s_show_sql[] =
     "  'id', a.id, 'department', a.department_code, 'role', a.role, 'rule_id', a.rule_id,"
     "  'assigned_at', a.assigned_at, 'accept_due', a.accept_due, 'reply_due', a.reply_due,"
     "  'delivered_at', a.delivered_at, 'accepted_at', a.accepted_at,"
-    "  'replied_at', a.replied_at) ORDER BY a.id), '[]'::json)"
+    "  'replied_at', a.replied_at, 'withdrawn_at', a.withdrawn_at) ORDER BY a.id), '[]'::json)"
     "  FROM assignments a WHERE a.case_id = c.id),"
     " 'petitions', (SELECT coalesce(json_agg(json_build_object("
     "  'id', p.id, 'tracking_no', p.tracking_no, 'channel', p.channel,"
@@ -308,34 +296,22 @@ static const char s_show_sql[] =
     "  'caller', json_build_object('name', p.caller_name, 'phone', p.caller_phone))"
     "  ORDER BY p.id), '[]'::json)"
     "  FROM petitions p WHERE p.case_id = c.id),"
+    " 'returns', (SELECT coalesce(json_agg(json_build_object('id', r.id,"
+    "  'department', r.department_code, 'reason', r.reason, 'status', r.status,"
+    "  'requested_by', r.requested_by, 'requested_at', r.requested_at,"
+    "  'decided_by', r.decided_by, 'decided_at', r.decided_at, 'note', r.note)"
+    "  ORDER BY r.id), '[]'::json) FROM case_returns r WHERE r.case_id = c.id),"
+    " 'extensions', (SELECT coalesce(json_agg(json_build_object('id', x.id,"
+    "  'department', x.department_code, 'reason', x.reason, 'previous_due', x.previous_due,"
+    "  'until', x.until, 'status', x.status, 'requested_by', x.requested_by,"
+    "  'requested_at', x.requested_at, 'decided_by', x.decided_by,"
+    "  'decided_at', x.decided_at, 'note', x.note)"
+    "  ORDER BY x.id), '[]'::json) FROM extensions x WHERE x.case_id = c.id),"
     " 'events', (SELECT coalesce(json_agg(json_build_object("
     "  'id', e.id, 'at', e.at, 'actor', e.actor, 'type', e.type, 'data', e.data)"
     "  ORDER BY e.id), '[]'::json)"
     "  FROM case_events e WHERE e.case_id = c.id))"
     " FROM cases c WHERE c.id = $1::bigint AND " SQL_SCOPE("$2");
-
-static const char s_lock_sql[] = "SELECT c.status, c.department_code FROM cases c"
-                                 " WHERE c.id = $1::bigint AND " SQL_SCOPE("$2") " FOR UPDATE";
-
-static const char s_set_status_sql[] =
-    "UPDATE cases SET status = $2, updated_at = now() WHERE id = $1::bigint";
-
-/* The lead assignment of the case's department: the latest, as a case that
- * was returned and dispatched again has one per round. */
-#define SQL_LEAD_ASSIGNMENT                                                                        \
-    " WHERE id = (SELECT max(id) FROM assignments WHERE case_id = $1::bigint"                      \
-    " AND department_code = $2 AND role = 'lead')"
-
-static const char *const s_stamp_sql[FB_CASE_ACTION_COUNT] = {
-    [FB_CASE_ACCEPT] = "UPDATE assignments SET accepted_at = now()" SQL_LEAD_ASSIGNMENT,
-    [FB_CASE_REPLY] = "UPDATE assignments SET replied_at = now()" SQL_LEAD_ASSIGNMENT,
-};
-
-static const char s_event_sql[] = "INSERT INTO case_events (case_id, actor, type, data)"
-                                  " VALUES ($1::bigint, $2, $3, $4::jsonb)";
-
-static const char s_summary_sql[] =
-    "SELECT " SQL_CASE_SUMMARY " FROM cases c WHERE c.id = $1::bigint";
 
 /* ---- handlers ------------------------------------------------------------ */
 
@@ -390,6 +366,10 @@ static void h_metrics(s_ctx_t *c) {
             (unsigned long long)m->delivered_bus, (unsigned long long)m->delivered_catchup,
             (unsigned long long)m->catchup_runs, (unsigned long long)fb_dblink_reconnects(c->w->db),
             fb_dblink_up(c->w->db) ? 1 : 0);
+    if (n > 0 && (size_t)n < sizeof buf) {
+        int k = fb_timers_metrics(c->w->timers, buf + n, sizeof buf - (size_t)n);
+        n = k < 0 ? -1 : n + k;
+    }
     if (n < 0 || (size_t)n >= sizeof buf) {
         reply_error(c, 500, "internal", NULL, "metrics do not fit");
         return;
@@ -416,12 +396,19 @@ static void h_case_list(s_ctx_t *c) {
     const char *dept = fb_http_query(c->req, "department");
     const char *limit_s = fb_http_query(c->req, "limit");
     const char *after_s = fb_http_query(c->req, "after_id");
+    const char *pending = fb_http_query(c->req, "pending");
     fb_case_status_t st;
     long long limit = LIST_LIMIT_DEFAULT, after = 0;
     if (status && !*status)
         status = NULL;
     if (dept && !*dept)
         dept = NULL;
+    if (pending && !*pending)
+        pending = NULL;
+    if (pending && strcmp(pending, "return") != 0 && strcmp(pending, "extension") != 0) {
+        reply_error(c, 400, "invalid", "pending", "pending must be return or extension");
+        return;
+    }
     if (status && fb_case_status_parse(status, &st) != 0) {
         reply_error(c, 400, "invalid", "status", "unknown status '%.40s'", status);
         return;
@@ -442,9 +429,9 @@ static void h_case_list(s_ctx_t *c) {
     char limit_b[24], after_b[24];
     snprintf(limit_b, sizeof limit_b, "%lld", limit);
     snprintf(after_b, sizeof after_b, "%lld", after);
-    const char *params[] = {status, dept, c->department, after_b, limit_b};
+    const char *params[] = {status, dept, c->department, after_b, limit_b, pending};
     json_t *out;
-    int rc = query_json(c, s_list_sql, 5, params, &out);
+    int rc = query_json(c, s_list_sql, 6, params, &out);
     if (rc != 0) {
         db_fail(c);
         return;
@@ -473,169 +460,67 @@ static void h_case_show(s_ctx_t *c) {
     json_object_set(cs, "assignments", json_object_get(doc, "assignments"));
     json_object_set(cs, "petitions", petitions);
     json_object_set(cs, "events", json_object_get(doc, "events"));
+    json_object_set(cs, "returns", json_object_get(doc, "returns"));
+    json_object_set(cs, "extensions", json_object_get(doc, "extensions"));
+    /* What this caller may do next, from the lifecycle table. */
+    fb_case_status_t st;
+    if (fb_case_status_parse(json_string_value(json_object_get(cs, "status")), &st) == 0)
+        json_object_set_new(cs, "actions", fb_actions_allowed_json(st, c->role));
     json_decref(doc);
     reply_json(c, 200, cs);
 }
 
-/* Reads the body of an action into the event's data: only known fields,
- * each checked, so that bad input is refused before anything changes.
- * Answers 400 and returns NULL when the body is wrong. */
-static json_t *action_body(s_ctx_t *c, fb_case_action_t action) {
-    size_t len;
-    const char *body = fb_http_body(c->req, &len);
-    json_t *in = NULL;
-    if (len > 0) {
-        json_error_t e;
-        in = json_loadb(body, len, JSON_REJECT_DUPLICATES, &e);
-        if (!in) {
-            reply_error(c, 400, "bad_json", NULL, "malformed JSON at line %d column %d: %s", e.line,
-                        e.column, e.text);
-            return NULL;
-        }
-    } else if (action == FB_CASE_ACCEPT) {
-        in = json_object();
-    } else {
-        reply_error(c, 400, "missing_body", NULL, "a JSON body is required");
-        return NULL;
-    }
-    if (!json_is_object(in)) {
-        json_decref(in);
-        reply_error(c, 400, "bad_json", NULL, "the body must be a JSON object");
-        return NULL;
-    }
-    json_t *data = json_object();
-    const char *key;
-    json_t *v;
-    json_object_foreach(in, key, v) {
-        if (action == FB_CASE_ACCEPT && strcmp(key, "note") == 0) {
-            if (!json_is_string(v)) {
-                reply_error(c, 400, "invalid", "note", "note must be a string");
-                goto fail;
-            }
-        } else if (action == FB_CASE_REPLY && strcmp(key, "result") == 0) {
-            const char *s = json_string_value(v);
-            if (!s || s[strspn(s, " \t\r\n")] == '\0') {
-                reply_error(c, 400, "invalid", "result", "result must be a non-empty string");
-                goto fail;
-            }
-        } else if (action == FB_CASE_REPLY && strcmp(key, "resolved") == 0) {
-            if (!json_is_boolean(v)) {
-                reply_error(c, 400, "invalid", "resolved", "resolved must be true or false");
-                goto fail;
-            }
-        } else {
-            reply_error(c, 400, "unknown_field", key, "unknown field '%.64s'", key);
-            goto fail;
-        }
-        json_object_set(data, key, v);
-    }
-    if (action == FB_CASE_REPLY) {
-        static const char *const required[] = {"result", "resolved"};
-        for (size_t i = 0; i < FB_ARRAY_LEN(required); i++) {
-            if (!json_object_get(data, required[i])) {
-                reply_error(c, 400, "missing_field", required[i], "%s is required", required[i]);
-                goto fail;
-            }
-        }
-    }
-    json_decref(in);
-    return data;
-fail:
-    json_decref(data);
-    json_decref(in);
-    return NULL;
-}
-
-/* Accept, reply: one transaction that locks the case, asks the lifecycle
- * table, and writes the status, the lead assignment's timestamp and the
- * event together. Two concurrent calls serialise on the row lock; the second
- * sees the new status and is refused with 409. */
-static void case_act(s_ctx_t *c, fb_case_action_t action) {
-    json_t *data = action_body(c, action);
-    char *data_s = NULL, *case_dept = NULL;
-    json_t *summary = NULL;
-    bool in_tx = false;
-    if (!data)
+/* The lifecycle's actions (accept, return, assign, …): actions.c, one
+ * transaction each around a move of the table in lifecycle.c. */
+static void h_case_action(s_ctx_t *c) {
+    fb_case_action_t action;
+    if (fb_actions_from_path(fb_http_path(c->req), &action) != 0) {
+        reply_error(c, 404, "not_found", NULL, "no such resource");
         return;
-    data_s = json_dumps(data, JSON_COMPACT);
-    if (!data_s) {
-        reply_error(c, 500, "internal", NULL, "out of memory");
-        goto done;
     }
-    char id[24];
-    snprintf(id, sizeof id, "%" PRId64, c->id);
-    if (exec(c, "BEGIN", 0, NULL) != 0)
-        goto db_failed;
-    in_tx = true;
-    const char *lock_params[] = {id, c->department};
-    PGresult *r = query(c, s_lock_sql, 2, lock_params, PGRES_TUPLES_OK);
-    if (!r)
-        goto db_failed;
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        reply_error(c, 404, "not_found", NULL, "no case %s", id);
-        goto done;
-    }
-    fb_case_status_t from, to;
-    int parsed = fb_case_status_parse(PQgetvalue(r, 0, 0), &from);
-    case_dept = PQgetisnull(r, 0, 1) ? NULL : strdup(PQgetvalue(r, 0, 1));
-    PQclear(r);
-    if (parsed != 0) {
-        reply_error(c, 500, "internal", NULL, "case %s has an unknown status", id);
-        goto done;
-    }
-    /* An assisting department sees the case but does not sign for it. */
-    if (c->role_bit == ROLE_DEPARTMENT && (!case_dept || strcmp(case_dept, c->department) != 0)) {
-        reply_error(c, 403, "forbidden", NULL, "only the lead department may %s case %s",
-                    fb_case_action_name(action), id);
-        goto done;
-    }
-    if (fb_lifecycle_next(from, action, &to) != 0) {
-        char msg[256];
-        reply_error(c, 409, "illegal_transition", NULL, "%s",
-                    fb_lifecycle_refusal(from, action, msg, sizeof msg));
-        goto done;
-    }
-    const char *status_params[] = {id, fb_case_status_name(to)};
-    if (exec(c, s_set_status_sql, 2, status_params) != 0)
-        goto db_failed;
-    if (case_dept) {
-        const char *stamp_params[] = {id, case_dept};
-        if (exec(c, s_stamp_sql[action], 2, stamp_params) != 0)
-            goto db_failed;
-    }
-    const char *event_params[] = {id, c->actor, fb_case_action_event(action), data_s};
-    if (exec(c, s_event_sql, 4, event_params) != 0)
-        goto db_failed;
-    const char *summary_params[] = {id};
-    if (query_json(c, s_summary_sql, 1, summary_params, &summary) != 0)
-        goto db_failed;
-    if (exec(c, "COMMIT", 0, NULL) != 0)
-        goto db_failed;
-    in_tx = false;
-    fb_log(FB_LOG_INFO, "event=case_%s case_id=%s actor=%s from=%s to=%s",
-           fb_case_action_event(action), id, c->actor, fb_case_status_name(from),
-           fb_case_status_name(to));
-    reply_json(c, 200, summary);
-    summary = NULL;
-    goto done;
-db_failed:
-    db_fail(c);
-done:
-    if (in_tx)
-        rollback(c);
-    json_decref(summary);
-    free(case_dept);
-    free(data_s);
-    json_decref(data);
+    fb_actor_t who = {.role = c->role, .department = c->department, .name = c->actor};
+    fb_actions_handle(c->w, c->req, c->id, action, &who);
+    count(c, fb_http_status(c->req));
 }
 
-static void h_case_accept(s_ctx_t *c) {
-    case_act(c, FB_CASE_ACCEPT);
+/* ---- stats and the dashboard (stats.c, dashboard.c) ----------------------- */
+
+/* A department token gets its own row only; the others see every row. */
+static void h_stats(s_ctx_t *c) {
+    fb_stats_rates(c->w, c->req, c->role_bit == ROLE_DEPARTMENT ? c->department : NULL);
+    count(c, fb_http_status(c->req));
 }
 
-static void h_case_reply(s_ctx_t *c) {
-    case_act(c, FB_CASE_REPLY);
+static void h_stats_daily(s_ctx_t *c) {
+    fb_stats_daily(c->w, c->req);
+    count(c, fb_http_status(c->req));
+}
+
+/* The page is public: it holds no data, and asks for a token itself. */
+static void h_dashboard(s_ctx_t *c) {
+    fb_dashboard_serve(c->req);
+    count(c, fb_http_status(c->req));
+}
+
+/* ---- timers: overdue, callbacks, hotspots (deadlines.c, callback.c, hotspot.c) */
+
+static const char *scope_of(const s_ctx_t *c) {
+    return c->role_bit == ROLE_DEPARTMENT ? c->department : NULL;
+}
+
+static void h_overdue(s_ctx_t *c) {
+    fb_deadlines_api_overdue(c->w, c->req, c->role, scope_of(c));
+    count(c, fb_http_status(c->req));
+}
+
+static void h_callbacks(s_ctx_t *c) {
+    fb_callback_api_list(c->w, c->req, c->role, scope_of(c));
+    count(c, fb_http_status(c->req));
+}
+
+static void h_hotspots(s_ctx_t *c) {
+    fb_hotspot_api_list(c->w, c->req, c->role, scope_of(c));
+    count(c, fb_http_status(c->req));
 }
 
 /* ---- routing ------------------------------------------------------------- */
@@ -651,8 +536,24 @@ static const struct {
     {"GET", "/metrics", h_metrics, 0},
     {"GET", "/api/v1/cases", h_case_list, CASE_READERS},
     {"GET", "/api/v1/cases/{id}", h_case_show, CASE_READERS},
-    {"POST", "/api/v1/cases/{id}/accept", h_case_accept, CASE_ACTORS},
-    {"POST", "/api/v1/cases/{id}/reply", h_case_reply, CASE_ACTORS},
+    {"POST", "/api/v1/cases/{id}/accept", h_case_action, CASE_WORKERS},
+    {"POST", "/api/v1/cases/{id}/return", h_case_action, CASE_WORKERS},
+    {"POST", "/api/v1/cases/{id}/return/approve", h_case_action, CASE_DESK},
+    {"POST", "/api/v1/cases/{id}/return/reject", h_case_action, CASE_DESK},
+    {"POST", "/api/v1/cases/{id}/assign", h_case_action, CASE_DESK},
+    {"POST", "/api/v1/cases/{id}/assist", h_case_action, CASE_WORKERS},
+    {"POST", "/api/v1/cases/{id}/extend", h_case_action, CASE_WORKERS},
+    {"POST", "/api/v1/cases/{id}/extend/approve", h_case_action, CASE_DESK},
+    {"POST", "/api/v1/cases/{id}/extend/reject", h_case_action, CASE_DESK},
+    {"POST", "/api/v1/cases/{id}/reply", h_case_action, CASE_WORKERS},
+    {"POST", "/api/v1/cases/{id}/callback", h_case_action, CASE_DESK},
+    {"POST", "/api/v1/cases/{id}/close", h_case_action, CASE_DESK},
+    {"GET", "/api/v1/stats", h_stats, CASE_READERS},
+    {"GET", "/api/v1/stats/daily", h_stats_daily, ROLE_OPERATOR | ROLE_SUPERVISOR | ROLE_ADMIN},
+    {"GET", "/dashboard", h_dashboard, 0},
+    {"GET", "/api/v1/overdue", h_overdue, CASE_READERS},
+    {"GET", "/api/v1/callbacks", h_callbacks, ROLE_OPERATOR | ROLE_SUPERVISOR | ROLE_ADMIN},
+    {"GET", "/api/v1/hotspots", h_hotspots, CASE_READERS},
 };
 
 /* Matches path against pattern, segment by segment; fills *id for {id}. */

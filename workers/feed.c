@@ -121,13 +121,16 @@ int fb_feed_parse(const fb_bus_msg_t *m, fb_feed_event_t *ev, char *why, size_t 
     ev->department = json_string_value(json_object_get(doc, "department"));
     ev->status = json_string_value(json_object_get(doc, "status"));
     ev->assists = json_array_size(json_object_get(doc, "assists"));
-    /* A dispatched case has a department, a manual one has none; and the
-     * topic, which subscribers filter on, must say the same as the body, or
-     * a department's desk could be woken for another one's case. */
+    /* A dispatched case has a department, a manual one has none, a petition
+     * merged into an open case has that case's (or none, while it waits in
+     * the manual queue); and the topic, which subscribers filter on, must
+     * say the same as the body, or a department's desk could be woken for
+     * another one's case. */
     const char *want_topic;
-    if (strcmp(ev->status, "dispatched") == 0 && ev->department) {
+    bool merged = strcmp(ev->status, "merged") == 0;
+    if ((strcmp(ev->status, "dispatched") == 0 || merged) && ev->department) {
         want_topic = ev->department;
-    } else if (strcmp(ev->status, "manual") == 0 && !ev->department) {
+    } else if ((strcmp(ev->status, "manual") == 0 || merged) && !ev->department) {
         want_topic = "@manual";
     } else {
         bad(why, whylen, "bad_status");

@@ -10,11 +10,13 @@
  *   fenbo-worker --config FILE [--check-config] */
 #include "api.h"
 #include "dblink.h"
+#include "deadlines.h"
 #include "delivery.h"
 #include "fb_common.h"
 #include "fb_config.h"
 #include "fb_log.h"
 #include "feed.h"
+#include "ratings.h"
 #include "worker.h"
 
 #include <getopt.h>
@@ -123,6 +125,8 @@ static void on_db_up(void *ud) {
     fb_worker_t *w = ud;
     if (!w->stopping)
         uv_timer_start(&w->catchup, on_catchup, 0, (uint64_t)w->cfg.worker_catchup_s * 1000);
+    if (!w->stopping)
+        fb_timers_kick(w->timers);
 }
 
 static void stop(fb_worker_t *w, const char *why) {
@@ -132,6 +136,8 @@ static void stop(fb_worker_t *w, const char *why) {
     fb_log(FB_LOG_INFO, "event=stopping reason=%s", why);
     fb_http_stop(&w->http);
     fb_feed_stop(&w->feed);
+    fb_timers_stop(&w->timers);
+    fb_ratings_stop(&w->ratings);
     fb_dblink_destroy(&w->db);
     uv_timer_stop(&w->catchup);
     uv_close((uv_handle_t *)&w->catchup, NULL);
@@ -156,6 +162,7 @@ static void reload(fb_worker_t *w) {
         uv_timer_set_repeat(&w->catchup, (uint64_t)cfg.worker_catchup_s * 1000);
         uv_timer_again(&w->catchup);
     }
+    fb_timers_reload(w->timers, &cfg);
     char *tmp = w->cfg.log_level;
     w->cfg.log_level = cfg.log_level;
     cfg.log_level = tmp;
@@ -281,7 +288,8 @@ int main(int argc, char **argv) {
         .timeout_s = HTTP_TIMEOUT_S,
     };
     if (fb_http_start(&w->loop, &http, fb_api_handle, w, &w->http) != 0 ||
-        fb_feed_start(w, zctx, &w->feed) != 0) {
+        fb_feed_start(w, zctx, &w->feed) != 0 || fb_timers_start(w, &w->timers) != 0 ||
+        fb_ratings_start(w, &w->ratings) != 0) {
         stop(w, "startup_failed");
         uv_run(&w->loop, UV_RUN_DEFAULT);
         goto fail;

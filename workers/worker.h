@@ -14,6 +14,8 @@
 #include <uv.h>
 
 typedef struct fb_feed fb_feed_t;
+typedef struct fb_timers fb_timers_t; /* deadlines.h: SLA timers, callbacks, hotspots */
+typedef struct fb_ratings fb_ratings_t; /* ratings.h: a rating reopens or closes its case */
 
 /* Counters behind GET /metrics. Only ever increased. */
 typedef struct fb_worker_metrics {
@@ -32,6 +34,8 @@ typedef struct fb_worker {
     fb_http_t *http;
     fb_feed_t *feed;
     fb_dblink_t *db;
+    fb_timers_t *timers;
+    fb_ratings_t *ratings;
     uv_timer_t catchup;
     uv_signal_t sigterm, sigint, sighup;
     bool stopping;

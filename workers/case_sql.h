@@ -1,0 +1,22 @@
+/* case_sql.h — SQL fragments that several parts of the case API share, so
+ * that a case reads the same and a department's scope is the same whatever
+ * endpoint answers. */
+#ifndef FB_CASE_SQL_H
+#define FB_CASE_SQL_H
+
+/* The case summary, over `cases c`. */
+#define SQL_CASE_SUMMARY                                                                           \
+    "json_build_object('id', c.id, 'status', c.status, 'department', c.department_code,"           \
+    " 'category', c.category, 'region_code', c.region_code, 'urgency', c.urgency,"                 \
+    " 'kind', c.kind, 'accept_due', c.accept_due, 'reply_due', c.reply_due,"                       \
+    " 'created_at', c.created_at, 'updated_at', c.updated_at,"                                     \
+    " 'tracking_nos', (SELECT coalesce(json_agg(p.tracking_no ORDER BY p.id), '[]'::json)"         \
+    "  FROM petitions p WHERE p.case_id = c.id))"
+
+/* The one condition that keeps a department to its own cases. $N is NULL
+ * for the roles that see every case. */
+#define SQL_SCOPE(n)                                                                               \
+    "(" n "::text IS NULL OR EXISTS (SELECT 1 FROM assignments sa"                                 \
+    " WHERE sa.case_id = c.id AND sa.department_code = " n "::text))"
+
+#endif
