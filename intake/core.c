@@ -474,7 +474,7 @@ int intake_open(intake_t *in) {
     if (!in->dealer || fb_bus_client_security(in->dealer, &in->cfg) != 0)
         return FB_EINVAL;
     if (zmq_setsockopt(in->dealer, ZMQ_ROUTING_ID, ident, strlen(ident)) != 0 ||
-        zmq_connect(in->dealer, in->cfg.bus_petitions) != 0) {
+        fb_bus_connect_all(in->dealer, in->cfg.bus_petitions) != 0) {
         fb_log(FB_LOG_ERROR, "event=bus_connect_failed endpoint=%s error=\"%s\"",
                in->cfg.bus_petitions, zmq_strerror(errno));
         return FB_EIO;

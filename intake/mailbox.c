@@ -133,11 +133,12 @@ static int write_all(int fd, const char *p, size_t len) {
  * content, like photos. */
 static int store_raw(const char *mail_dir, const char *sha, const char *data, size_t len) {
     char final[PATH_BYTES], tmp[PATH_BYTES];
-    snprintf(final, sizeof final, "%s/%s.eml", mail_dir, sha);
+    if (snprintf(final, sizeof final, "%s/%s.eml", mail_dir, sha) >= (int)sizeof final ||
+        snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", mail_dir, sha) >= (int)sizeof tmp)
+        return FB_EINVAL; /* a data_dir path too long to use */
     struct stat st;
     if (stat(final, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len)
         return 0;
-    snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", mail_dir, sha);
     int fd = mkstemp(tmp);
     if (fd < 0)
         return FB_EIO;

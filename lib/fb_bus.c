@@ -19,9 +19,16 @@ void *fb_bus_socket(void *ctx, int type, int hwm, int maxmsgsize) {
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max);
-    zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
-    zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl);
-    zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
+    zmq_setsockopt(s, ZMQ_TCP_KEEPALIVE, &one, sizeof one);
+    /* Heartbeats find a dead intake or dispatcher in seconds. Not on PUB/SUB:
+     * libzmq 4.3 asserts (stream_engine_base.cpp, !_io_error) when a heartbeat
+     * fires on a SUB connection that failed while its queue was full
+     * (zeromq/libzmq#4841); TCP keepalive covers those. */
+    if (type == ZMQ_DEALER || type == ZMQ_ROUTER) {
+        zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+        zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl);
+        zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
+    }
     if (type == ZMQ_ROUTER)
         zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     return s;
@@ -87,6 +94,17 @@ bool fb_bus_get_seq(const fb_bus_msg_t *m, int i, uint64_t *seq) {
         v = (v << 8) | d[k];
     *seq = v;
     return true;
+}
+
+int fb_bus_connect_all(void *sock, const char *endpoints) {
+    char *copy = strdup(endpoints), *save = NULL;
+    int rc = copy ? 0 : FB_ENOMEM, n = 0;
+    for (char *e = copy ? strtok_r(copy, ", ", &save) : NULL; e && rc == 0;
+         e = strtok_r(NULL, ", ", &save), n++)
+        if (zmq_connect(sock, e) != 0)
+            rc = FB_EINVAL;
+    free(copy);
+    return rc ? rc : n ? 0 : FB_EINVAL;
 }
 
 int fb_bus_sendv(void *sock, const void *const *data, const size_t *lens, int n, int flags) {

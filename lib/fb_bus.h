@@ -24,7 +24,8 @@ typedef struct fb_bus_msg {
 } fb_bus_msg_t;
 
 /* Creates a socket of type with fenbo's options: high-water marks, largest
- * message, heartbeats, no linger beyond 1 s; ROUTER_MANDATORY on ROUTERs.
+ * message, TCP keepalive, heartbeats on DEALER/ROUTER, no linger beyond 1 s;
+ * ROUTER_MANDATORY on ROUTERs.
  * Returns NULL (errno set) on failure. */
 void *fb_bus_socket(void *ctx, int type, int hwm, int maxmsgsize);
 
@@ -39,6 +40,11 @@ bool fb_bus_frame_is(const fb_bus_msg_t *m, int i, const char *s);
 
 void fb_bus_put_seq(uint64_t seq, unsigned char out[8]);
 bool fb_bus_get_seq(const fb_bus_msg_t *m, int i, uint64_t *seq);
+
+/* Connects sock to every endpoint of a comma-separated list: an intake's
+ * DEALER spreads petitions over several dispatchers (and resends to another
+ * when one is down), a worker's SUB hears all of them. */
+int fb_bus_connect_all(void *sock, const char *endpoints);
 
 /* Sends n frames as one message. Returns 0, FB_EAGAIN (queue full with
  * ZMQ_DONTWAIT) or FB_EIO. */

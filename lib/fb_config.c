@@ -35,9 +35,10 @@ static const s_option_t s_options[] = {
     OPT("db", "conninfo", T_STR, db_conninfo, 0, 0, "dbname=fenbo", false,
         "libpq connection string"),
     OPT("bus", "petitions", T_STR, bus_petitions, 0, 0, "tcp://127.0.0.1:5555", false,
-        "dispatcher ROUTER endpoint (intake DEALERs connect)"),
+        "dispatcher ROUTER endpoint; intake and workers take a comma-separated list of "
+        "several dispatchers"),
     OPT("bus", "assignments", T_STR, bus_assignments, 0, 0, "tcp://127.0.0.1:5556", false,
-        "dispatcher PUB endpoint (workers subscribe)"),
+        "dispatcher PUB endpoint (workers subscribe; a list for several dispatchers)"),
     OPT("bus", "sndhwm", T_INT, bus_sndhwm, 100, 10000000, "100000", false,
         "high-water mark of the bus sockets, in messages"),
     OPT("bus", "maxmsgsize", T_INT, bus_maxmsgsize, 4096, 64 << 20, "4194304", false,

@@ -263,7 +263,7 @@ int fb_feed_start(fb_worker_t *w, void *zctx, fb_feed_t **out) {
     if (fb_bus_client_security(f->sock, &w->cfg) != 0)
         goto fail;
     if (zmq_setsockopt(f->sock, ZMQ_SUBSCRIBE, "", 0) != 0 ||
-        zmq_connect(f->sock, w->cfg.bus_assignments) != 0 ||
+        fb_bus_connect_all(f->sock, w->cfg.bus_assignments) != 0 ||
         zmq_getsockopt(f->sock, ZMQ_FD, &fd, &len) != 0) {
         fb_log(FB_LOG_ERROR, "event=bus_connect_failed endpoint=%s error=\"%s\"",
                w->cfg.bus_assignments, zmq_strerror(errno));
