@@ -14,7 +14,7 @@
 #include <uv.h>
 
 typedef struct fb_feed fb_feed_t;
-typedef struct fb_timers fb_timers_t; /* deadlines.h: SLA timers, callbacks, hotspots */
+typedef struct fb_timers fb_timers_t;   /* deadlines.h: SLA timers, callbacks, hotspots */
 typedef struct fb_ratings fb_ratings_t; /* ratings.h: a rating reopens or closes its case */
 
 /* Counters behind GET /metrics. Only ever increased. */
