@@ -110,9 +110,11 @@ void fb_worker_catchup(fb_worker_t *w) {
         fb_log(FB_LOG_INFO, "event=catchup delivered=%d more=%s", total, more ? "yes" : "no");
     else
         fb_log(FB_LOG_DEBUG, "event=catchup delivered=0");
-    /* A backlog remains: come back on the next loop turn, not in catchup_s. */
+    /* A backlog remains: come back soon, not in catchup_s. Not after 0 ms:
+     * libuv runs a timer restarted at 0 from its own callback again before
+     * polling for I/O, which would starve the HTTP API. */
     if (more)
-        uv_timer_start(&w->catchup, on_catchup, 0, (uint64_t)w->cfg.worker_catchup_s * 1000);
+        uv_timer_start(&w->catchup, on_catchup, 1, (uint64_t)w->cfg.worker_catchup_s * 1000);
 }
 
 static void on_catchup(uv_timer_t *t) {
