@@ -336,9 +336,15 @@ void intake_submit(intake_t *in, fb_petition_t *p, intake_done_cb cb, void *ud) 
     }
     if (rc == 0) {
         in->m.accepted++;
-        char masked[24];
-        fb_log(FB_LOG_INFO, "event=petition_spooled tracking_no=%s channel=%s key=%s caller=%s",
-               tracking, p->channel, p->idem_key,
+        /* An idempotency key may name the resident (an Open311 device or
+         * account id, often a mobile number; a mail's Message-ID): the log
+         * gets the start of its digest, enough to match two lines. */
+        char masked[24], key_hash[FB_TOKEN_HASH_HEX];
+        if (fb_token_hash_hex(p->idem_key, key_hash) != 0)
+            snprintf(key_hash, sizeof key_hash, "-");
+        fb_log(FB_LOG_INFO,
+               "event=petition_spooled tracking_no=%s channel=%s key_sha256=%.16s caller=%s",
+               tracking, p->channel, key_hash,
                fb_mask_phone(p->caller_phone, masked, sizeof masked));
     } else {
         fb_log(FB_LOG_ERROR, "event=spool_append_failed error=\"%s\"", strerror(errno));

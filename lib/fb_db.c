@@ -25,6 +25,9 @@ int fb_db_connect(const char *conninfo, PGconn **out) {
         *out = NULL;
         return FB_EDB;
     }
+    /* Errors in logs stay terse: a full error names the failing row, which
+     * may hold a resident's phone. */
+    PQsetErrorVerbosity(db, PQERRORS_TERSE);
     *out = db;
     return 0;
 }
