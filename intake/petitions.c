@@ -26,6 +26,8 @@
     "  OR lower($2) = lower(p.raw->'from'->>'address')"                                            \
     "  OR lower($2) = lower(p.raw->>'email')))"
 
+/* The progress a resident sees: the case's steps, not the office's internal
+ * ones (audit reads, timers, anonymisation, merges of other residents). */
 static const char *const s_show_sql =
     "SELECT json_build_object("
     " 'tracking_no', p.tracking_no, 'channel', p.channel, 'received_at', p.received_at,"
@@ -35,7 +37,10 @@ static const char *const s_show_sql =
     " 'petitions_in_case', (SELECT count(*) FROM petitions q WHERE q.case_id = c.id),"
     " 'progress', (SELECT coalesce(json_agg(json_build_object('at', e.at, 'event', e.type)"
     "                                       ORDER BY e.id), '[]')"
-    "              FROM case_events e WHERE e.case_id = c.id AND e.type <> 'merged'),"
+    "              FROM case_events e WHERE e.case_id = c.id AND e.type IN ("
+    "                'dispatched', 'manual', 'redispatched', 'assigned', 'delivered',"
+    "                'accepted', 'extension_approved', 'replied', 'rated',"
+    "                'callback_recorded', 'reopened', 'closed')),"
     " 'rated', EXISTS (SELECT 1 FROM ratings r WHERE r.petition_id = p.id),"
     " 'proven', " PROOF_SQL ","
     " 'content', CASE WHEN " PROOF_SQL " THEN p.content END,"
