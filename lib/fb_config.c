@@ -101,6 +101,9 @@ static const s_option_t s_options[] = {
     OPT("worker", "port", T_INT, worker_port, 1, 65535, "12346", false, "HTTP listen port"),
     OPT("worker", "catchup_s", T_INT, worker_catchup_s, 1, 3600, "5", true,
         "how often a worker looks in PostgreSQL for what the bus did not bring"),
+    OPT("worker", "db_role", T_STR, worker_db_role, 0, 0, "fenbo_app", false,
+        "the role a worker's queries run as (SET ROLE after connecting), under row-level "
+        "security; empty: the login role itself"),
     OPT("worker", "timers_s", T_INT, worker_timers_s, 1, 3600, "2", true,
         "how often a worker sweeps for due timers: reminders, overdue, 督办, callbacks, hotspots"),
     OPT("worker", "reminder_accept_min", T_INT, worker_reminder_accept_min, 0, 10080, "30", true,
@@ -116,6 +119,9 @@ static const s_option_t s_options[] = {
         "(0: no hotspot alerts)"),
     OPT("worker", "hotspot_window_min", T_INT, worker_hotspot_window_min, 1, 10080, "120", true,
         "the hotspot window, in minutes"),
+    OPT("worker", "retention_days", T_INT, worker_retention_days, 0, 36500, "365", true,
+        "days after a case closed until its residents' names, phones and identifiers are "
+        "anonymised (0: never)"),
 };
 
 static void set_str(char **dst, const char *v) {

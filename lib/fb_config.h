@@ -55,6 +55,7 @@ typedef struct fb_config {
     char *worker_address;
     int worker_port;
     int worker_catchup_s;
+    char *worker_db_role; /* SET ROLE after connecting: row-level security (0007) */
     /* [worker] SLA timers, callbacks (回访) and hotspots (workers/deadlines.c…) */
     int worker_timers_s;
     int worker_reminder_accept_min;
@@ -63,6 +64,8 @@ typedef struct fb_config {
     int worker_callback_days;
     int worker_hotspot_threshold;
     int worker_hotspot_window_min;
+    /* [worker] personal data (workers/retention.c) */
+    int worker_retention_days;
 } fb_config_t;
 
 /* Fills cfg with the defaults of the table. */

@@ -2,14 +2,17 @@
  * administrator needs to see it: where it stands, who holds it, every
  * petition that joined it, and its append-only event history in order.
  * Callers' names and phones are masked unless --unmask is given: an admin
- * terminal is still a screen others may see. */
+ * terminal is still a screen others may see. An unmasked read is recorded as
+ * a 'pii_read' event of the case, actor fenboctl:<OS user>. */
 #include "fenboctl.h"
 #include "fb_common.h"
 #include "fb_log.h"
 
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TS(col) "to_char(" col ", 'YYYY-MM-DD HH24:MI:SS')"
 
@@ -67,6 +70,18 @@ static void mask_name(const char *name, char *out, size_t outlen) {
         return;
     }
     snprintf(out, outlen, "%.*s%s", (int)first, name, rest == 1 ? "*" : rest == 2 ? "**" : "***");
+}
+
+/* An unmasked read is itself an event of the case (0008_retention.sql),
+ * in the transaction of the read; the actor is the person at the terminal. */
+static const char *const s_pii_read_sql = "SELECT fenbo_pii_read($1::bigint, $2)";
+
+static void os_actor(char *out, size_t outlen) {
+    const struct passwd *pw = getpwuid(getuid());
+    if (pw && pw->pw_name && *pw->pw_name)
+        snprintf(out, outlen, "fenboctl:%s", pw->pw_name);
+    else
+        snprintf(out, outlen, "fenboctl:uid%ld", (long)getuid());
 }
 
 static const char *val(const PGresult *r, int row, int col) {
@@ -199,14 +214,27 @@ int ctl_cmd_case_show(ctl_t *ctl, int argc, char **argv) {
     }
     const char *params[1] = {id};
     /* One snapshot for the four reads, so that the events agree with the
-     * status shown above them. */
-    if (ctl_query(ctl, "BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL) ||
+     * status shown above them; an unmasked read also writes its event, and
+     * nothing is shown unless that committed. */
+    char actor[160];
+    os_actor(actor, sizeof actor);
+    const char *pii[2] = {id, actor};
+    if (ctl_query(ctl, "BEGIN",
+                  unmask ? "BEGIN ISOLATION LEVEL REPEATABLE READ"
+                         : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                  0, NULL, NULL) ||
         ctl_query(ctl, "reading the case", s_case_sql, 1, params, &c) ||
         ctl_query(ctl, "reading assignments", s_assignments_sql, 1, params, &a) ||
         ctl_query(ctl, "reading petitions", s_petitions_sql, 1, params, &p) ||
-        ctl_query(ctl, "reading events", s_events_sql, 1, params, &e))
+        ctl_query(ctl, "reading events", s_events_sql, 1, params, &e) ||
+        (unmask && ctl_query(ctl, "recording the unmasked read", s_pii_read_sql, 2, pii, NULL)))
         goto done;
-    ctl_rollback(ctl);
+    if (unmask) {
+        if (ctl_commit(ctl))
+            goto done;
+    } else {
+        ctl_rollback(ctl);
+    }
     if (PQntuples(c) != 1) {
         ctl_fail(ctl, "no such case: %s", pos[0]);
         goto done;

@@ -310,7 +310,9 @@ static const char s_show_sql[] =
     " 'events', (SELECT coalesce(json_agg(json_build_object("
     "  'id', e.id, 'at', e.at, 'actor', e.actor, 'type', e.type, 'data', e.data)"
     "  ORDER BY e.id), '[]'::json)"
-    "  FROM case_events e WHERE e.case_id = c.id))"
+    "  FROM case_events e WHERE e.case_id = c.id)),"
+    /* $3, the actor of an unmasked read: the read records itself (0008) */
+    " CASE WHEN $3::text IS NOT NULL THEN fenbo_pii_read(c.id, $3::text) END"
     " FROM cases c WHERE c.id = $1::bigint AND " SQL_SCOPE("$2");
 
 /* ---- handlers ------------------------------------------------------------ */
@@ -442,9 +444,11 @@ static void h_case_list(s_ctx_t *c) {
 static void h_case_show(s_ctx_t *c) {
     char id[24];
     snprintf(id, sizeof id, "%" PRId64, c->id);
-    const char *params[] = {id, c->department};
+    /* Every read of full phone numbers and names is an event of the case,
+     * written by the read's own statement (fenbo_pii_read). */
+    const char *params[] = {id, c->department, (c->role_bit & SEES_CALLER) ? c->actor : NULL};
     json_t *doc;
-    int rc = query_json(c, s_show_sql, 2, params, &doc);
+    int rc = query_json(c, s_show_sql, 3, params, &doc);
     if (rc == FB_ENOTFOUND) {
         reply_error(c, 404, "not_found", NULL, "no case %s", id);
         return;
@@ -624,8 +628,16 @@ void fb_api_handle(void *ud, fb_http_req_t *req) {
             goto done;
         }
     }
+    /* Row-level security (schema/0007_rls.sql) sees this caller and nobody
+     * else: a public route runs for nobody. The routes with a token refuse
+     * to run when the database cannot be told. */
+    if (fb_dblink_context_set(c.w->db, c.role, c.department) != 0 && s_routes[i].roles) {
+        reply_db_down(&c);
+        goto done;
+    }
     s_routes[i].handler(&c);
 done:
+    fb_dblink_context_clear(c.w->db);
     if (!fb_http_answered(req))
         reply_error(&c, 500, "internal", NULL, "no answer");
     char p[256];

@@ -541,7 +541,7 @@ static void on_timer(uv_timer_t *h);
 static void sweep(fb_timers_t *t) {
     fb_worker_t *w = t->w;
     PGconn *db = fb_dblink_conn(w->db);
-    if (!db || w->stopping)
+    if (!db || w->stopping || fb_dblink_context_set(w->db, FB_DBLINK_SYSTEM, NULL) != 0)
         return;
     if (!t->sweeping)
         sweep_begin(t);

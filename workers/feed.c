@@ -190,7 +190,8 @@ static void handle(fb_feed_t *f) {
         goto done;
     }
     int n = 0;
-    if (fb_delivery_mark_case(db, ev.case_id, &n) != 0) {
+    if (fb_dblink_context_set(w->db, FB_DBLINK_SYSTEM, NULL) != 0 ||
+        fb_delivery_mark_case(db, ev.case_id, &n) != 0) {
         fb_dblink_check(w->db);
         fb_log(FB_LOG_WARN,
                "event=assignment case_id=%lld tracking_no=%s status=%s delivered=deferred "

@@ -17,6 +17,7 @@
 #include "fb_log.h"
 #include "feed.h"
 #include "ratings.h"
+#include "retention.h"
 #include "worker.h"
 
 #include <getopt.h>
@@ -90,7 +91,7 @@ static void on_catchup(uv_timer_t *t);
 
 void fb_worker_catchup(fb_worker_t *w) {
     PGconn *db = fb_dblink_conn(w->db);
-    if (!db || w->stopping)
+    if (!db || w->stopping || fb_dblink_context_set(w->db, FB_DBLINK_SYSTEM, NULL) != 0)
         return;
     int total = 0, n = 0;
     bool more = false;
@@ -129,6 +130,8 @@ static void on_db_up(void *ud) {
         uv_timer_start(&w->catchup, on_catchup, 0, (uint64_t)w->cfg.worker_catchup_s * 1000);
     if (!w->stopping)
         fb_timers_kick(w->timers);
+    if (!w->stopping)
+        fb_retention_kick(w->retention);
 }
 
 static void stop(fb_worker_t *w, const char *why) {
@@ -140,6 +143,7 @@ static void stop(fb_worker_t *w, const char *why) {
     fb_feed_stop(&w->feed);
     fb_timers_stop(&w->timers);
     fb_ratings_stop(&w->ratings);
+    fb_retention_stop(&w->retention);
     fb_dblink_destroy(&w->db);
     uv_timer_stop(&w->catchup);
     uv_close((uv_handle_t *)&w->catchup, NULL);
@@ -165,6 +169,7 @@ static void reload(fb_worker_t *w) {
         uv_timer_again(&w->catchup);
     }
     fb_timers_reload(w->timers, &cfg);
+    fb_retention_reload(w->retention, &cfg);
     char *tmp = w->cfg.log_level;
     w->cfg.log_level = cfg.log_level;
     cfg.log_level = tmp;
@@ -176,6 +181,7 @@ static void reload(fb_worker_t *w) {
         {"bus.assignments", w->cfg.bus_assignments, cfg.bus_assignments},
         {"worker.address", w->cfg.worker_address, cfg.worker_address},
         {"general.timezone", w->cfg.timezone, cfg.timezone},
+        {"worker.db_role", w->cfg.worker_db_role, cfg.worker_db_role},
     };
     for (size_t i = 0; i < FB_ARRAY_LEN(fixed); i++)
         if (strcmp(fixed[i].was, fixed[i].now) != 0)
@@ -270,7 +276,8 @@ int main(int argc, char **argv) {
         fb_log(FB_LOG_ERROR, "event=zmq_init_failed");
         goto fail;
     }
-    if (fb_dblink_new(&w->loop, w->cfg.db_conninfo, w->cfg.timezone, on_db_up, w, &w->db) != 0)
+    if (fb_dblink_new(&w->loop, w->cfg.db_conninfo, w->cfg.timezone, on_db_up, w, &w->db) != 0 ||
+        fb_dblink_set_role(w->db, w->cfg.worker_db_role) != 0)
         goto fail;
     uv_timer_init(&w->loop, &w->catchup);
     w->catchup.data = w;
@@ -291,7 +298,7 @@ int main(int argc, char **argv) {
     };
     if (fb_http_start(&w->loop, &http, fb_api_handle, w, &w->http) != 0 ||
         fb_feed_start(w, zctx, &w->feed) != 0 || fb_timers_start(w, &w->timers) != 0 ||
-        fb_ratings_start(w, &w->ratings) != 0) {
+        fb_ratings_start(w, &w->ratings) != 0 || fb_retention_start(w, &w->retention) != 0) {
         stop(w, "startup_failed");
         uv_run(&w->loop, UV_RUN_DEFAULT);
         goto fail;

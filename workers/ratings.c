@@ -101,7 +101,7 @@ static void on_timer(uv_timer_t *h) {
     fb_ratings_t *r = h->data;
     fb_worker_t *w = r->w;
     PGconn *db = fb_dblink_conn(w->db);
-    if (!db || w->stopping)
+    if (!db || w->stopping || fb_dblink_context_set(w->db, FB_DBLINK_SYSTEM, NULL) != 0)
         return;
     int applied = 0;
     if (fb_ratings_pass(db, RATINGS_PER_PASS, &applied) != 0) {

@@ -16,6 +16,8 @@
 typedef struct fb_feed fb_feed_t;
 typedef struct fb_timers fb_timers_t;   /* deadlines.h: SLA timers, callbacks, hotspots */
 typedef struct fb_ratings fb_ratings_t; /* ratings.h: a rating reopens or closes its case */
+/* retention.h: closed cases' personal data anonymised after retention_days */
+typedef struct fb_retention fb_retention_t;
 
 /* Counters behind GET /metrics. Only ever increased. */
 typedef struct fb_worker_metrics {
@@ -36,6 +38,7 @@ typedef struct fb_worker {
     fb_dblink_t *db;
     fb_timers_t *timers;
     fb_ratings_t *ratings;
+    fb_retention_t *retention;
     uv_timer_t catchup;
     uv_signal_t sigterm, sigint, sighup;
     bool stopping;
