@@ -11,12 +11,12 @@
 #include "fb_bus.h"
 #include "fb_common.h"
 #include "fb_config.h"
+#include "fb_daemon.h"
 #include "fb_db.h"
 #include "fb_log.h"
 #include "route.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -209,8 +209,7 @@ static void set_dedup(dispatcher_t *d, const fb_config_t *cfg) {
 static void reload_config(dispatcher_t *d) {
     fb_config_t fresh;
     char err[512];
-    fb_config_defaults(&fresh);
-    if (d->config_path && fb_config_load(&fresh, d->config_path, err, sizeof err) != 0) {
+    if (fb_daemon_config_read(d->config_path, &fresh, err, sizeof err) != 0) {
         fb_log(FB_LOG_ERROR, "event=reload_failed error=\"%s\"", err);
     } else {
         int level = fb_log_level_parse(fresh.log_level);
@@ -274,52 +273,14 @@ static void run(dispatcher_t *d) {
     flush_batch(d);
 }
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: fenbo-dispatcher --config FILE [--check-config]\n"
-                 "Stores petitions from fenbo-intake in PostgreSQL, routes them by the rule\n"
-                 "tables and publishes the assignments.\n");
-}
-
 int main(int argc, char **argv) {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check-config", no_argument, NULL, 'k'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *config = NULL;
-    bool check = false;
-    int o;
-    while ((o = getopt_long(argc, argv, "c:kh", opts, NULL)) != -1) {
-        if (o == 'c')
-            config = optarg;
-        else if (o == 'k')
-            check = true;
-        else {
-            usage(o == 'h' ? stdout : stderr);
-            return o == 'h' ? 0 : 2;
-        }
-    }
     static dispatcher_t d;
-    fb_config_defaults(&d.cfg);
-    char err[512];
-    if (config && fb_config_load(&d.cfg, config, err, sizeof err) != 0) {
-        fprintf(stderr, "fenbo-dispatcher: %s\n", err);
-        return 1;
-    }
-    int level = fb_log_level_parse(d.cfg.log_level);
-    if (level < 0) {
-        fprintf(stderr,
-                "fenbo-dispatcher: [general] log_level = %s: expected debug|info|warn|error\n",
-                d.cfg.log_level);
-        return 1;
-    }
-    if (check) {
-        fb_config_print(&d.cfg, stdout);
-        return 0;
-    }
-    d.config_path = config;
-    fb_log_init("fenbo-dispatcher", (fb_log_level_t)level);
-    setenv("TZ", d.cfg.timezone, 1);
-    tzset();
+    int status = fb_daemon_init(argc, argv, "fenbo-dispatcher",
+                                "Stores petitions from fenbo-intake in PostgreSQL, routes them by "
+                                "the rule tables and publishes the assignments.",
+                                &d.cfg, &d.config_path);
+    if (status >= 0)
+        return status;
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);

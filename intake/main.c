@@ -4,11 +4,11 @@
  * HTTP requests to the channel adapters and handles signals. */
 #include "intake.h"
 #include "fb_common.h"
+#include "fb_daemon.h"
 #include "fb_log.h"
 #include "fb_text.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,8 +123,7 @@ static void on_signal(uv_signal_t *s, int signum) {
     if (signum == SIGHUP) {
         fb_config_t fresh;
         char err[512];
-        fb_config_defaults(&fresh);
-        if (fb_config_load(&fresh, in->config_path, err, sizeof err) != 0) {
+        if (fb_daemon_config_read(in->config_path, &fresh, err, sizeof err) != 0) {
             fb_log(FB_LOG_ERROR, "event=reload_failed error=\"%s\"", err);
         } else {
             int level = fb_log_level_parse(fresh.log_level);
@@ -153,51 +152,14 @@ static void on_signal(uv_signal_t *s, int signum) {
     uv_timer_start(&in->drain, on_drained, 300, 0);
 }
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: fenbo-intake --config FILE [--check-config]\n"
-                 "Takes petitions (hotline, …) over HTTP, spools them durably and delivers\n"
-                 "them to fenbo-dispatcher.\n");
-}
-
 int main(int argc, char **argv) {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check-config", no_argument, NULL, 'k'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *config = NULL;
-    bool check = false;
-    int o;
-    while ((o = getopt_long(argc, argv, "c:kh", opts, NULL)) != -1) {
-        if (o == 'c')
-            config = optarg;
-        else if (o == 'k')
-            check = true;
-        else {
-            usage(o == 'h' ? stdout : stderr);
-            return o == 'h' ? 0 : 2;
-        }
-    }
     static intake_t in;
-    fb_config_defaults(&in.cfg);
-    char err[512];
-    if (config && fb_config_load(&in.cfg, config, err, sizeof err) != 0) {
-        fprintf(stderr, "fenbo-intake: %s\n", err);
-        return 1;
-    }
-    int level = fb_log_level_parse(in.cfg.log_level);
-    if (level < 0) {
-        fprintf(stderr, "fenbo-intake: [general] log_level = %s: expected debug|info|warn|error\n",
-                in.cfg.log_level);
-        return 1;
-    }
-    if (check) {
-        fb_config_print(&in.cfg, stdout);
-        return 0;
-    }
-    in.config_path = config;
-    fb_log_init("fenbo-intake", (fb_log_level_t)level);
-    setenv("TZ", in.cfg.timezone, 1);
-    tzset();
+    int status = fb_daemon_init(argc, argv, "fenbo-intake",
+                                "Takes petitions from every channel over HTTP and the Maildir, "
+                                "spools them durably and delivers them to fenbo-dispatcher.",
+                                &in.cfg, &in.config_path);
+    if (status >= 0)
+        return status;
     if (fb_text_init() != 0) {
         fb_log(FB_LOG_ERROR, "event=opencc_unavailable config=t2s.json");
         return 1;

@@ -14,6 +14,7 @@
 #include "delivery.h"
 #include "fb_common.h"
 #include "fb_config.h"
+#include "fb_daemon.h"
 #include "fb_log.h"
 #include "feed.h"
 #include "ratings.h"
@@ -38,54 +39,6 @@
 #define HTTP_MAX_BODY        ((size_t)256 * 1024)
 #define HTTP_MAX_CONNECTIONS 1024
 #define HTTP_TIMEOUT_S       30
-
-static void usage(FILE *out) {
-    fprintf(out, "usage: fenbo-worker --config FILE [--check-config]\n"
-                 "  --config FILE    the fenbo INI file\n"
-                 "  --check-config   print the settings as read, check them, and exit\n");
-}
-
-/* glibc silently falls back to UTC for a zone it does not know, which would
- * shift every deadline by hours: refuse such a setting instead. */
-static bool timezone_known(const char *tz) {
-    if (!tz || !*tz)
-        return false;
-    if (tz[0] == ':')
-        tz++;
-    char path[PATH_MAX];
-    if (tz[0] == '/') {
-        snprintf(path, sizeof path, "%s", tz);
-    } else {
-        const char *dir = getenv("TZDIR");
-        if (strstr(tz, ".."))
-            return false;
-        snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", tz);
-    }
-    if (access(path, R_OK) == 0)
-        return true;
-    /* A POSIX rule such as "CST-8" names its offset itself. */
-    return tz[0] != '/' && strpbrk(tz, "0123456789") != NULL;
-}
-
-/* Defaults, then the file, then the checks the table cannot express.
- * Returns 0, or FB_EINVAL/FB_EIO with the reason in err. */
-static int config_read(const char *path, fb_config_t *cfg, char *err, size_t errlen) {
-    fb_config_defaults(cfg);
-    int rc = fb_config_load(cfg, path, err, errlen);
-    if (rc != 0)
-        return rc;
-    if (fb_log_level_parse(cfg->log_level) < 0) {
-        snprintf(err, errlen, "%s: [general] log_level = '%s': expected debug|info|warn|error",
-                 path, cfg->log_level);
-        return FB_EINVAL;
-    }
-    if (!timezone_known(cfg->timezone)) {
-        snprintf(err, errlen, "%s: [general] timezone = '%s': unknown time zone", path,
-                 cfg->timezone);
-        return FB_EINVAL;
-    }
-    return 0;
-}
 
 static void on_catchup(uv_timer_t *t);
 
@@ -157,7 +110,7 @@ static void stop(fb_worker_t *w, const char *why) {
 static void reload(fb_worker_t *w) {
     fb_config_t cfg;
     char err[512];
-    if (config_read(w->config_path, &cfg, err, sizeof err) != 0) {
+    if (fb_daemon_config_read(w->config_path, &cfg, err, sizeof err) != 0) {
         fb_log(FB_LOG_WARN, "event=config_reload_failed error=\"%s\"", err);
         fb_config_free(&cfg);
         return;
@@ -208,65 +161,23 @@ static void on_leaked(uv_handle_t *h, void *arg) {
 }
 
 int main(int argc, char **argv) {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *config_path = NULL;
-    bool check_only = false;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'k':
-            check_only = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!config_path || optind != argc) {
-        usage(stderr);
-        return 2;
-    }
-
     fb_worker_t *w = calloc(1, sizeof *w);
     void *zctx = NULL;
     int status = 1;
-    bool loop_ready = false;
-    char err[512];
+    bool loop_ready = false, started = false;
     if (!w) {
         fprintf(stderr, "fenbo-worker: out of memory\n");
         return 1;
     }
-    w->config_path = config_path;
-    if (config_read(config_path, &w->cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "fenbo-worker: invalid configuration: %s\n", err);
+    int init = fb_daemon_init(argc, argv, "fenbo-worker",
+                              "Tracks cases after dispatch and serves the case API, the rates and "
+                              "the dashboard.",
+                              &w->cfg, &w->config_path);
+    if (init >= 0) {
+        status = init;
         goto fail;
     }
-    if (check_only) {
-        fb_config_print(&w->cfg, stdout);
-        fprintf(stderr, "fenbo-worker: configuration %s is valid\n", config_path);
-        status = 0;
-        goto fail;
-    }
-
-    /* Deadlines, the calendar and log times are all in the city's zone. */
-    if (setenv("TZ", w->cfg.timezone, 1) != 0) {
-        fprintf(stderr, "fenbo-worker: cannot set TZ\n");
-        goto fail;
-    }
-    tzset();
-    fb_log_init("fenbo-worker", (fb_log_level_t)fb_log_level_parse(w->cfg.log_level));
-    signal(SIGPIPE, SIG_IGN);
+    started = true;
 
     if (uv_loop_init(&w->loop) != 0)
         goto fail;
@@ -324,7 +235,7 @@ fail:
             status = 1;
         }
     }
-    if (status == 0 && !check_only)
+    if (status == 0 && started)
         fb_log(FB_LOG_INFO, "event=stopped");
     fb_config_free(&w->cfg);
     free(w);
