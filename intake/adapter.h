@@ -15,6 +15,19 @@ typedef struct intake_error {
     char message[256];
 } intake_error_t;
 
+/* Fills err (status, code, field, message) and returns FB_EINVAL. */
+int intake_refuse(intake_error_t *err, unsigned status, const char *code, const char *field,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* An optional string member key of o, at most max bytes: absent or null
+ * leaves *out NULL; anything else but a string is refused naming field. */
+int intake_opt_string(const json_t *o, const char *key, const char *field, size_t max,
+                      const char **out, intake_error_t *err);
+/* Order numbers, keys and ids: 1..max printable ASCII characters, no spaces
+ * (they are read over the phone and appear in logs). */
+bool intake_token_like(const char *s, size_t max);
+/* A telephone number: 3 to 20 digits, an optional leading +, dashes, spaces. */
+bool intake_phone_like(const char *s);
+
 /* Knows whether a category code exists; NULL or an empty set accepts any. */
 typedef bool (*intake_category_known_cb)(void *ud, const char *code);
 

@@ -17,59 +17,6 @@
 
 #define MAX_CONTENT_BYTES 15000 /* ~5,000 Chinese characters */
 
-static int refuse(intake_error_t *err, unsigned status, const char *code, const char *field,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int refuse(intake_error_t *err, unsigned status, const char *code, const char *field,
-                  const char *fmt, ...) {
-    err->status = status;
-    err->code = code;
-    err->field = field;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return FB_EINVAL;
-}
-
-/* Order numbers are read over the phone and appear in logs: printable ASCII
- * without spaces. */
-static bool token_like(const char *s, size_t max) {
-    size_t n = strlen(s);
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isgraph((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
-static bool phone_like(const char *s) {
-    size_t n = strlen(s), digits = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (isdigit((unsigned char)s[i]))
-            digits++;
-        else if (!(s[i] == '+' && i == 0) && s[i] != '-' && s[i] != ' ')
-            return false;
-    }
-    return digits >= 3 && digits <= 20;
-}
-
-/* An optional string member: absent or null → *out NULL. */
-static int opt_string(const json_t *o, const char *key, const char *field, size_t max,
-                      const char **out, intake_error_t *err) {
-    const json_t *v = json_object_get(o, key);
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return refuse(err, 422, "invalid_field", field, "%s must be a string", field);
-    if (json_string_length(v) > max)
-        return refuse(err, 422, "invalid_field", field, "%s is longer than %zu bytes", field, max);
-    *out = json_string_value(v);
-    return 0;
-}
-
 int intake_hotline_parse(const char *body, size_t len, intake_category_known_cb known, void *ud,
                          fb_petition_t **out, intake_error_t *err) {
     *out = NULL;
@@ -77,87 +24,90 @@ int intake_hotline_parse(const char *body, size_t len, intake_category_known_cb 
     json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
         if (json_error_code(&je) == json_error_invalid_utf8)
-            return refuse(err, 400, "invalid_utf8", NULL, "body is not valid UTF-8");
-        return refuse(err, 400, "malformed_json", NULL, "body is not valid JSON: %s (line %d)",
-                      je.text, je.line);
+            return intake_refuse(err, 400, "invalid_utf8", NULL, "body is not valid UTF-8");
+        return intake_refuse(err, 400, "malformed_json", NULL,
+                             "body is not valid JSON: %s (line %d)", je.text, je.line);
     }
     fb_petition_t *p = NULL;
     int rc = FB_EINVAL;
     if (!json_is_object(j)) {
-        refuse(err, 400, "malformed_json", NULL, "body must be a JSON object");
+        intake_refuse(err, 400, "malformed_json", NULL, "body must be a JSON object");
         goto fail;
     }
     const char *order_no, *received, *content, *category, *address, *urgency, *kind;
     const char *name = NULL, *phone = NULL;
-    if (opt_string(j, "order_no", "order_no", 64, &order_no, err) ||
-        opt_string(j, "received_at", "received_at", 40, &received, err) ||
-        opt_string(j, "content", "content", MAX_CONTENT_BYTES, &content, err) ||
-        opt_string(j, "category", "category", 32, &category, err) ||
-        opt_string(j, "address", "address", 600, &address, err) ||
-        opt_string(j, "urgency", "urgency", 16, &urgency, err) ||
-        opt_string(j, "kind", "kind", 16, &kind, err))
+    if (intake_opt_string(j, "order_no", "order_no", 64, &order_no, err) ||
+        intake_opt_string(j, "received_at", "received_at", 40, &received, err) ||
+        intake_opt_string(j, "content", "content", MAX_CONTENT_BYTES, &content, err) ||
+        intake_opt_string(j, "category", "category", 32, &category, err) ||
+        intake_opt_string(j, "address", "address", 600, &address, err) ||
+        intake_opt_string(j, "urgency", "urgency", 16, &urgency, err) ||
+        intake_opt_string(j, "kind", "kind", 16, &kind, err))
         goto fail;
-    if (!order_no || !token_like(order_no, 64)) {
-        refuse(err, 422, order_no ? "invalid_field" : "missing_field", "order_no",
-               "order_no is required: 1-64 printable characters without spaces");
+    if (!order_no || !intake_token_like(order_no, 64)) {
+        intake_refuse(err, 422, order_no ? "invalid_field" : "missing_field", "order_no",
+                      "order_no is required: 1-64 printable characters without spaces");
         goto fail;
     }
     int64_t received_us;
     if (!received || fb_time_parse(received, &received_us) != 0) {
-        refuse(err, 422, received ? "invalid_field" : "missing_field", "received_at",
-               "received_at is required as an RFC 3339 time, e.g. 2026-11-22T09:30:00+08:00");
+        intake_refuse(
+            err, 422, received ? "invalid_field" : "missing_field", "received_at",
+            "received_at is required as an RFC 3339 time, e.g. 2026-11-22T09:30:00+08:00");
         goto fail;
     }
     if (received_us < INT64_C(946684800000000)) { /* 2000-01-01 */
-        refuse(err, 422, "invalid_field", "received_at", "received_at lies before 2000");
+        intake_refuse(err, 422, "invalid_field", "received_at", "received_at lies before 2000");
         goto fail;
     }
     if (received_us > fb_now_us() + INT64_C(86400000000)) {
-        refuse(err, 422, "invalid_field", "received_at", "received_at lies in the future");
+        intake_refuse(err, 422, "invalid_field", "received_at", "received_at lies in the future");
         goto fail;
     }
     const json_t *caller = json_object_get(j, "caller");
     if (caller && !json_is_null(caller)) {
         if (!json_is_object(caller)) {
-            refuse(err, 422, "invalid_field", "caller", "caller must be an object");
+            intake_refuse(err, 422, "invalid_field", "caller", "caller must be an object");
             goto fail;
         }
-        if (opt_string(caller, "name", "caller.name", 100, &name, err) ||
-            opt_string(caller, "phone", "caller.phone", 32, &phone, err))
+        if (intake_opt_string(caller, "name", "caller.name", 100, &name, err) ||
+            intake_opt_string(caller, "phone", "caller.phone", 32, &phone, err))
             goto fail;
-        if (phone && !phone_like(phone)) {
-            refuse(err, 422, "invalid_field", "caller.phone",
-                   "caller.phone must be a telephone number");
+        if (phone && !intake_phone_like(phone)) {
+            intake_refuse(err, 422, "invalid_field", "caller.phone",
+                          "caller.phone must be a telephone number");
             goto fail;
         }
     }
     if (!content) {
-        refuse(err, 422, "missing_field", "content", "content is required");
+        intake_refuse(err, 422, "missing_field", "content", "content is required");
         goto fail;
     }
     if (category && known && !known(ud, category)) {
-        refuse(err, 422, "unknown_category", "category", "category %s does not exist", category);
+        intake_refuse(err, 422, "unknown_category", "category", "category %s does not exist",
+                      category);
         goto fail;
     }
     if (urgency && !fb_urgency_valid(urgency)) {
-        refuse(err, 422, "invalid_field", "urgency", "urgency must be normal, urgent or emergency");
+        intake_refuse(err, 422, "invalid_field", "urgency",
+                      "urgency must be normal, urgent or emergency");
         goto fail;
     }
     if (kind && !fb_kind_valid(kind)) {
-        refuse(err, 422, "invalid_field", "kind",
-               "kind must be consult, help, complaint, report, suggestion or praise");
+        intake_refuse(err, 422, "invalid_field", "kind",
+                      "kind must be consult, help, complaint, report, suggestion or praise");
         goto fail;
     }
     const json_t *cb = json_object_get(j, "callback");
     if (cb && !json_is_boolean(cb) && !json_is_null(cb)) {
-        refuse(err, 422, "invalid_field", "callback", "callback must be true or false");
+        intake_refuse(err, 422, "invalid_field", "callback", "callback must be true or false");
         goto fail;
     }
 
     p = fb_petition_new();
     if (!p) {
         rc = FB_ENOMEM;
-        refuse(err, 503, "out_of_memory", NULL, "out of memory");
+        intake_refuse(err, 503, "out_of_memory", NULL, "out of memory");
         goto fail;
     }
     const json_t *loc = json_object_get(j, "location");
@@ -165,36 +115,36 @@ int intake_hotline_parse(const char *body, size_t len, intake_category_known_cb 
         const json_t *lat = json_object_get(loc, "lat"), *lng = json_object_get(loc, "lng");
         const char *crs = json_string_value(json_object_get(loc, "crs"));
         if (!json_is_object(loc) || !json_is_number(lat) || !json_is_number(lng)) {
-            refuse(err, 422, "invalid_field", "location",
-                   "location must be {\"lat\": number, \"lng\": number, \"crs\": …}");
+            intake_refuse(err, 422, "invalid_field", "location",
+                          "location must be {\"lat\": number, \"lng\": number, \"crs\": …}");
             goto fail;
         }
         p->lat = json_number_value(lat);
         p->lng = json_number_value(lng);
         if (!fb_geo_valid(p->lat, p->lng)) {
-            refuse(err, 422, "invalid_field",
-                   (p->lat < -90 || p->lat > 90 || p->lat != p->lat) ? "location.lat"
-                                                                     : "location.lng",
-                   "location is not a point on Earth");
+            intake_refuse(err, 422, "invalid_field",
+                          (p->lat < -90 || p->lat > 90 || p->lat != p->lat) ? "location.lat"
+                                                                            : "location.lng",
+                          "location is not a point on Earth");
             goto fail;
         }
         if (crs && strcmp(crs, "gcj02") == 0) {
             fb_geo_gcj02_to_wgs84(p->lat, p->lng, &p->lat, &p->lng);
         } else if (crs && strcmp(crs, "wgs84") != 0) {
-            refuse(err, 422, "invalid_field", "location.crs",
-                   "location.crs must be wgs84 or gcj02");
+            intake_refuse(err, 422, "invalid_field", "location.crs",
+                          "location.crs must be wgs84 or gcj02");
             goto fail;
         }
         p->has_location = true;
     }
     rc = fb_text_normalize(content, &p->content_norm);
     if (rc) {
-        refuse(err, 400, "invalid_utf8", "content", "content is not valid UTF-8");
+        intake_refuse(err, 400, "invalid_utf8", "content", "content is not valid UTF-8");
         goto fail;
     }
     if (!*p->content_norm) {
         rc = FB_EINVAL;
-        refuse(err, 422, "missing_field", "content", "content is empty");
+        intake_refuse(err, 422, "missing_field", "content", "content is empty");
         goto fail;
     }
     p->channel = strdup("hotline");
@@ -212,7 +162,7 @@ int intake_hotline_parse(const char *body, size_t len, intake_category_known_cb 
     if (!p->channel || !p->idem_key || !p->content || !p->urgency || !p->kind) {
         p->raw = NULL;
         rc = FB_ENOMEM;
-        refuse(err, 503, "out_of_memory", NULL, "out of memory");
+        intake_refuse(err, 503, "out_of_memory", NULL, "out of memory");
         goto fail;
     }
     *out = p;

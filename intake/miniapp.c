@@ -52,21 +52,6 @@ typedef struct {
     char field[72]; /* err.field for an unknown part: the parser's name dies with it */
 } s_form_t;
 
-static int refuse(intake_error_t *err, unsigned status, const char *code, const char *field,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int refuse(intake_error_t *err, unsigned status, const char *code, const char *field,
-                  const char *fmt, ...) {
-    err->status = status;
-    err->code = code;
-    err->field = field;
-    va_list ap;
-    va_start(ap, fmt);
-    (void)vsnprintf(err->message, sizeof err->message, fmt, ap); /* truncation is fine */
-    va_end(ap);
-    return FB_EINVAL;
-}
-
 /* 1..max characters, each printable ASCII (graph_only: no spaces either). */
 static bool printable(const char *s, size_t max, bool graph_only) {
     size_t n = s ? strlen(s) : 0;
@@ -136,7 +121,8 @@ static int on_field(void *ud, const char *name, const char *filename, const char
         if (starts_part(f, &f->report, off)) {
             if (f->have_report) {
                 f->failed = true;
-                refuse(&f->err, 422, "invalid_field", "report", "send exactly one report part");
+                intake_refuse(&f->err, 422, "invalid_field", "report",
+                              "send exactly one report part");
                 return 1;
             }
             f->have_report = true;
@@ -144,8 +130,8 @@ static int on_field(void *ud, const char *name, const char *filename, const char
         p = &f->report;
         if (p->len + len > MAX_REPORT_BYTES) {
             f->failed = true;
-            refuse(&f->err, 413, "too_large", "report", "the report part exceeds %d bytes",
-                   MAX_REPORT_BYTES);
+            intake_refuse(&f->err, 413, "too_large", "report", "the report part exceeds %d bytes",
+                          MAX_REPORT_BYTES);
             return 1;
         }
     } else if (name && strcmp(name, "photo") == 0) {
@@ -153,8 +139,8 @@ static int on_field(void *ud, const char *name, const char *filename, const char
         if (!last || starts_part(f, last, off)) {
             if (f->nphotos == MAX_PHOTOS) {
                 f->failed = true;
-                refuse(&f->err, 422, "too_many_photos", "photo", "at most %d photos per report",
-                       MAX_PHOTOS);
+                intake_refuse(&f->err, 422, "too_many_photos", "photo",
+                              "at most %d photos per report", MAX_PHOTOS);
                 return 1;
             }
             last = &f->photos[f->nphotos++];
@@ -163,22 +149,22 @@ static int on_field(void *ud, const char *name, const char *filename, const char
         p = last;
         if (p->len + len > f->photo_max) {
             f->failed = true;
-            refuse(&f->err, 413, "photo_too_large", "photo", "photo %zu is larger than %zu bytes",
-                   f->nphotos, f->photo_max);
+            intake_refuse(&f->err, 413, "photo_too_large", "photo",
+                          "photo %zu is larger than %zu bytes", f->nphotos, f->photo_max);
             return 1;
         }
     } else {
         f->failed = true;
         copy_label(f->field, sizeof f->field, name);
-        refuse(&f->err, 422, "unknown_part", *f->field ? f->field : NULL,
-               "unknown part \"%s\": a report has one part report and up to %d parts photo",
-               f->field, MAX_PHOTOS);
+        intake_refuse(&f->err, 422, "unknown_part", *f->field ? f->field : NULL,
+                      "unknown part \"%s\": a report has one part report and up to %d parts photo",
+                      f->field, MAX_PHOTOS);
         return 1;
     }
     f->cur = p;
     if (part_append(p, data, len) != 0) {
         f->failed = true;
-        refuse(&f->err, 503, "out_of_memory", NULL, "out of memory");
+        intake_refuse(&f->err, 503, "out_of_memory", NULL, "out of memory");
         return 1;
     }
     return 0;
@@ -253,21 +239,6 @@ static bool png_gps(const unsigned char *buf, size_t len, double *lat, double *l
 
 /* ---- the report ---------------------------------------------------------- */
 
-/* An optional string member: absent or null → *out NULL. */
-static int opt_string(const json_t *o, const char *key, const char *field, size_t max,
-                      const char **out, intake_error_t *err) {
-    const json_t *v = json_object_get(o, key);
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return refuse(err, 422, "invalid_field", field, "%s must be a string", field);
-    if (json_string_length(v) > max)
-        return refuse(err, 422, "invalid_field", field, "%s is longer than %zu bytes", field, max);
-    *out = json_string_value(v);
-    return 0;
-}
-
 /* Reads the report's location into WGS-84 (*has false when there is none). */
 static int report_location(intake_t *in, const json_t *j, bool *has, double *lat, double *lng,
                            intake_error_t *err) {
@@ -276,36 +247,36 @@ static int report_location(intake_t *in, const json_t *j, bool *has, double *lat
     if (!loc || json_is_null(loc))
         return 0;
     if (!json_is_object(loc))
-        return refuse(err, 422, "invalid_field", "location",
-                      "location must be {\"lat\": number, \"lng\": number} in GCJ-02");
+        return intake_refuse(err, 422, "invalid_field", "location",
+                             "location must be {\"lat\": number, \"lng\": number} in GCJ-02");
     const json_t *jlat = json_object_get(loc, "lat"), *jlng = json_object_get(loc, "lng");
     const char *crs;
-    if (opt_string(loc, "crs", "location.crs", 16, &crs, err))
+    if (intake_opt_string(loc, "crs", "location.crs", 16, &crs, err))
         return FB_EINVAL;
     if (!json_is_number(jlat))
-        return refuse(err, 422, jlat ? "invalid_field" : "missing_field", "location.lat",
-                      "location.lat must be a number (degrees north)");
+        return intake_refuse(err, 422, jlat ? "invalid_field" : "missing_field", "location.lat",
+                             "location.lat must be a number (degrees north)");
     if (!json_is_number(jlng))
-        return refuse(err, 422, jlng ? "invalid_field" : "missing_field", "location.lng",
-                      "location.lng must be a number (degrees east)");
+        return intake_refuse(err, 422, jlng ? "invalid_field" : "missing_field", "location.lng",
+                             "location.lng must be a number (degrees east)");
     double y = json_number_value(jlat), x = json_number_value(jlng);
     if (!(y >= -90 && y <= 90))
-        return refuse(err, 422, "invalid_field", "location.lat",
-                      "location.lat must lie between -90 and 90");
+        return intake_refuse(err, 422, "invalid_field", "location.lat",
+                             "location.lat must lie between -90 and 90");
     if (!(x >= -180 && x <= 180) || !fb_geo_valid(y, x))
-        return refuse(err, 422, "invalid_field", "location.lng",
-                      "location.lng must lie between -180 and 180");
+        return intake_refuse(err, 422, "invalid_field", "location.lng",
+                             "location.lng must lie between -180 and 180");
     /* WeChat's wx.getLocation answers GCJ-02 unless asked for wgs84; a client
      * that asked may say so. */
     if (!crs || strcmp(crs, "gcj02") == 0)
         fb_geo_gcj02_to_wgs84(y, x, &y, &x);
     else if (strcmp(crs, "wgs84") != 0)
-        return refuse(err, 422, "invalid_field", "location.crs",
-                      "location.crs must be gcj02 (the default) or wgs84");
+        return intake_refuse(err, 422, "invalid_field", "location.crs",
+                             "location.crs must be gcj02 (the default) or wgs84");
     if (!intake_directory_in_city(in->dir, y, x))
-        return refuse(err, 422, "outside_city", "location",
-                      "location (%.6f, %.6f WGS-84) lies outside the city this hotline serves", y,
-                      x);
+        return intake_refuse(
+            err, 422, "outside_city", "location",
+            "location (%.6f, %.6f WGS-84) lies outside the city this hotline serves", y, x);
     *lat = y;
     *lng = x;
     *has = true;
@@ -318,72 +289,74 @@ static int build_petition(intake_t *in, const char *key, const s_form_t *f, cons
                           fb_petition_t **out, intake_error_t *err) {
     *out = NULL;
     if (!f->have_report)
-        return refuse(err, 422, "missing_field", "report",
-                      "part report (the report as JSON) is required");
+        return intake_refuse(err, 422, "missing_field", "report",
+                             "part report (the report as JSON) is required");
     json_error_t je;
     json_t *j = json_loadb(f->report.data ? f->report.data : "", f->report.len,
                            JSON_REJECT_DUPLICATES, &je);
     if (!j) {
         if (json_error_code(&je) == json_error_invalid_utf8)
-            return refuse(err, 400, "invalid_utf8", "report", "report is not valid UTF-8");
-        return refuse(err, 400, "malformed_json", "report",
-                      "report is not valid JSON: %s (line %d)", je.text, je.line);
+            return intake_refuse(err, 400, "invalid_utf8", "report", "report is not valid UTF-8");
+        return intake_refuse(err, 400, "malformed_json", "report",
+                             "report is not valid JSON: %s (line %d)", je.text, je.line);
     }
     fb_petition_t *p = NULL;
     json_t *raw = NULL;
     int rc = FB_EINVAL;
     if (!json_is_object(j)) {
-        refuse(err, 400, "malformed_json", "report", "report must be a JSON object");
+        intake_refuse(err, 400, "malformed_json", "report", "report must be a JSON object");
         goto fail;
     }
     const char *openid, *content, *category, *address, *urgency, *kind;
-    if (opt_string(j, "openid", "openid", 256, &openid, err) ||
-        opt_string(j, "content", "content", MAX_CONTENT_BYTES, &content, err) ||
-        opt_string(j, "category", "category", 32, &category, err) ||
-        opt_string(j, "address", "address", 600, &address, err) ||
-        opt_string(j, "urgency", "urgency", 16, &urgency, err) ||
-        opt_string(j, "kind", "kind", 16, &kind, err))
+    if (intake_opt_string(j, "openid", "openid", 256, &openid, err) ||
+        intake_opt_string(j, "content", "content", MAX_CONTENT_BYTES, &content, err) ||
+        intake_opt_string(j, "category", "category", 32, &category, err) ||
+        intake_opt_string(j, "address", "address", 600, &address, err) ||
+        intake_opt_string(j, "urgency", "urgency", 16, &urgency, err) ||
+        intake_opt_string(j, "kind", "kind", 16, &kind, err))
         goto fail;
     if (!printable(openid, MAX_OPENID_BYTES, true)) {
-        refuse(err, 422, openid ? "invalid_field" : "missing_field", "openid",
-               "openid is required: the resident's mini-program openid, 1-%d printable "
-               "characters without spaces",
-               MAX_OPENID_BYTES);
+        intake_refuse(err, 422, openid ? "invalid_field" : "missing_field", "openid",
+                      "openid is required: the resident's mini-program openid, 1-%d printable "
+                      "characters without spaces",
+                      MAX_OPENID_BYTES);
         goto fail;
     }
     if (!content) {
-        refuse(err, 422, "missing_field", "content", "content is required");
+        intake_refuse(err, 422, "missing_field", "content", "content is required");
         goto fail;
     }
     if (category && !intake_directory_category_known(in->dir, category)) {
-        refuse(err, 422, "unknown_category", "category", "category %s does not exist", category);
+        intake_refuse(err, 422, "unknown_category", "category", "category %s does not exist",
+                      category);
         goto fail;
     }
     if (urgency && !fb_urgency_valid(urgency)) {
-        refuse(err, 422, "invalid_field", "urgency", "urgency must be normal, urgent or emergency");
+        intake_refuse(err, 422, "invalid_field", "urgency",
+                      "urgency must be normal, urgent or emergency");
         goto fail;
     }
     if (kind && !fb_kind_valid(kind)) {
-        refuse(err, 422, "invalid_field", "kind",
-               "kind must be consult, help, complaint, report, suggestion or praise");
+        intake_refuse(err, 422, "invalid_field", "kind",
+                      "kind must be consult, help, complaint, report, suggestion or praise");
         goto fail;
     }
     p = fb_petition_new();
     if (!p) {
         rc = FB_ENOMEM;
-        refuse(err, 503, "out_of_memory", NULL, "out of memory");
+        intake_refuse(err, 503, "out_of_memory", NULL, "out of memory");
         goto fail;
     }
     if (report_location(in, j, &p->has_location, &p->lat, &p->lng, err))
         goto fail;
     rc = fb_text_normalize(content, &p->content_norm);
     if (rc) {
-        refuse(err, 400, "invalid_utf8", "content", "content is not valid UTF-8");
+        intake_refuse(err, 400, "invalid_utf8", "content", "content is not valid UTF-8");
         goto fail;
     }
     rc = FB_EINVAL;
     if (!*p->content_norm) {
-        refuse(err, 422, "missing_field", "content", "content is empty");
+        intake_refuse(err, 422, "missing_field", "content", "content is empty");
         goto fail;
     }
     /* Without a location in the report, the first photo that knows where it
@@ -418,7 +391,7 @@ static int build_petition(intake_t *in, const char *key, const s_form_t *f, cons
     if (!raw || !p->channel || !p->idem_key || !p->content || !p->urgency || !p->kind ||
         (category && !p->category) || (address && !p->address)) {
         rc = FB_ENOMEM;
-        refuse(err, 503, "out_of_memory", NULL, "out of memory");
+        intake_refuse(err, 503, "out_of_memory", NULL, "out of memory");
         goto fail;
     }
     p->raw = raw;
@@ -441,12 +414,12 @@ static int store_photos(intake_t *in, const s_form_t *f, fb_petition_t *p, intak
         const char *type;
         if (intake_photo_store(in->cfg.data_dir, f->photos[i].data, f->photos[i].len, sha, &type) !=
             0)
-            return refuse(err, 503, "photo_store_failed", "photo",
-                          "photo %zu could not be stored; retry with the same Idempotency-Key",
-                          i + 1);
+            return intake_refuse(
+                err, 503, "photo_store_failed", "photo",
+                "photo %zu could not be stored; retry with the same Idempotency-Key", i + 1);
         if (json_array_append_new(list, json_pack("{s:s,s:s,s:I}", "sha256", sha, "content_type",
                                                   type, "bytes", (json_int_t)f->photos[i].len)))
-            return refuse(err, 503, "out_of_memory", NULL, "out of memory");
+            return intake_refuse(err, 503, "out_of_memory", NULL, "out of memory");
     }
     return 0;
 }
@@ -471,17 +444,18 @@ void intake_miniapp_http(intake_t *in, fb_http_req_t *req) {
     fb_petition_t *p = NULL;
     const char *key = fb_http_header(req, "Idempotency-Key");
     if (!printable(key, MAX_KEY_BYTES, false)) {
-        refuse(&err, 422, key ? "invalid_field" : "missing_field", "Idempotency-Key",
-               "an Idempotency-Key header of 1-%d printable characters is required, the same "
-               "for every retry of one report",
-               MAX_KEY_BYTES);
+        intake_refuse(
+            &err, 422, key ? "invalid_field" : "missing_field", "Idempotency-Key",
+            "an Idempotency-Key header of 1-%d printable characters is required, the same "
+            "for every retry of one report",
+            MAX_KEY_BYTES);
         goto fail;
     }
     const char *ctype = fb_http_header(req, "Content-Type");
     if (!ctype || strncasecmp(ctype, "multipart/form-data", 19) != 0) {
-        refuse(&err, 415, "unsupported_media_type", "Content-Type",
-               "send multipart/form-data: a part report (JSON) and up to %d parts photo",
-               MAX_PHOTOS);
+        intake_refuse(&err, 415, "unsupported_media_type", "Content-Type",
+                      "send multipart/form-data: a part report (JSON) and up to %d parts photo",
+                      MAX_PHOTOS);
         goto fail;
     }
     int rc = fb_http_form(req, on_field, &form);
@@ -490,17 +464,17 @@ void intake_miniapp_http(intake_t *in, fb_http_req_t *req) {
         goto fail;
     }
     if (rc != 0) {
-        refuse(&err, 400, "malformed_multipart", NULL,
-               "the body is not well-formed multipart/form-data");
+        intake_refuse(&err, 400, "malformed_multipart", NULL,
+                      "the body is not well-formed multipart/form-data");
         goto fail;
     }
     const char *types[MAX_PHOTOS];
     for (size_t i = 0; i < form.nphotos; i++) {
         types[i] = intake_photo_sniff(form.photos[i].data, form.photos[i].len);
         if (!types[i]) {
-            refuse(&err, 415, "unsupported_photo", "photo",
-                   "photo %zu is not a JPEG or PNG image (declared as %s)", i + 1,
-                   form.photos[i].declared);
+            intake_refuse(&err, 415, "unsupported_photo", "photo",
+                          "photo %zu is not a JPEG or PNG image (declared as %s)", i + 1,
+                          form.photos[i].declared);
             goto fail;
         }
     }

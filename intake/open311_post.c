@@ -13,6 +13,7 @@
 #include "fb_log.h"
 #include "fb_text.h"
 #include "fb_token.h"
+#include "adapter.h"
 #include "open311_priv.h"
 
 #include <ctype.h>
@@ -132,28 +133,6 @@ static bool plain_text(const char *s, bool lines) {
         if ((*p < 0x20 && !(lines && (*p == '\n' || *p == '\r' || *p == '\t'))) || *p == 0x7F)
             return false;
     return true;
-}
-
-/* Printable ASCII without spaces: identifiers that end up in keys and logs. */
-static bool token_like(const char *s, size_t max) {
-    size_t n = strlen(s);
-    if (n == 0 || n > max)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isgraph((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
-static bool phone_like(const char *s) {
-    size_t n = strlen(s), digits = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (isdigit((unsigned char)s[i]))
-            digits++;
-        else if (!(s[i] == '+' && i == 0) && s[i] != '-' && s[i] != ' ')
-            return false;
-    }
-    return digits >= 3 && digits <= 20;
 }
 
 static bool email_like(const char *s) {
@@ -402,7 +381,7 @@ static void validate_location(intake_t *in, const s_form_t *form, s_input_t *x, 
     if (x->address && (strlen(x->address) > MAX_ADDRESS_BYTES || !plain_text(x->address, false)))
         intake_open311_add_error(errors, 400, "address_string must be one line of at most %d bytes",
                                  MAX_ADDRESS_BYTES);
-    if (x->address_id && !token_like(x->address_id, MAX_ID_BYTES))
+    if (x->address_id && !intake_token_like(x->address_id, MAX_ID_BYTES))
         intake_open311_add_error(errors, 400,
                                  "address_id must be 1-%d printable characters without spaces",
                                  MAX_ID_BYTES);
@@ -421,7 +400,7 @@ static void validate_person(const s_form_t *form, s_input_t *x, json_t *errors) 
     if (x->email && !email_like(x->email))
         intake_open311_add_error(errors, 400, "email is not an e-mail address");
     x->phone = form_get(form, "phone", NULL);
-    if (x->phone && !phone_like(x->phone))
+    if (x->phone && !intake_phone_like(x->phone))
         intake_open311_add_error(errors, 400, "phone is not a telephone number");
     x->first = form_get(form, "first_name", NULL);
     x->last = form_get(form, "last_name", NULL);
@@ -433,11 +412,11 @@ static void validate_person(const s_form_t *form, s_input_t *x, json_t *errors) 
                                  MAX_NAME_CHARS);
     x->device_id = form_get(form, "device_id", NULL);
     x->account_id = form_get(form, "account_id", NULL);
-    if (x->device_id && !token_like(x->device_id, MAX_ID_BYTES))
+    if (x->device_id && !intake_token_like(x->device_id, MAX_ID_BYTES))
         intake_open311_add_error(errors, 400,
                                  "device_id must be 1-%d printable characters without spaces",
                                  MAX_ID_BYTES);
-    if (x->account_id && !token_like(x->account_id, MAX_ID_BYTES))
+    if (x->account_id && !intake_token_like(x->account_id, MAX_ID_BYTES))
         intake_open311_add_error(errors, 400,
                                  "account_id must be 1-%d printable characters without spaces",
                                  MAX_ID_BYTES);
@@ -609,7 +588,7 @@ void intake_open311_post_request(intake_t *in, fb_http_req_t *req, open311_fmt_t
     if (st)
         goto refused;
     const char *header = fb_http_header(req, "Idempotency-Key");
-    if (header && *header && !token_like(header, MAX_IDEM_HEADER))
+    if (header && *header && !intake_token_like(header, MAX_IDEM_HEADER))
         intake_open311_add_error(errors, 400,
                                  "the Idempotency-Key header must be 1-%d printable characters "
                                  "without spaces",
