@@ -145,7 +145,7 @@ static int replay_idem(void *ud, uint64_t seq, const char *data, size_t len) {
 
 /* ---- delivery to the dispatcher ------------------------------------------ */
 
-static int unacked_push(intake_t *in, uint64_t seq, uint64_t next_ms) {
+static int unacked_push(intake_t *in, uint64_t seq, uint64_t next_ms, uint64_t sent_ms) {
     if (in->un_head > 0 && in->un_head * 2 > in->un_cap) {
         memmove(in->unacked, in->unacked + in->un_head, in->un_n * sizeof *in->unacked);
         in->un_head = 0;
@@ -154,7 +154,7 @@ static int unacked_push(intake_t *in, uint64_t seq, uint64_t next_ms) {
                 sizeof *in->unacked))
         return FB_ENOMEM;
     in->unacked[in->un_head + in->un_n++] =
-        (s_unacked_t){seq, next_ms, (uint32_t)in->cfg.intake_resend_ms, false};
+        (s_unacked_t){seq, next_ms, sent_ms, (uint32_t)in->cfg.intake_resend_ms, false};
     return 0;
 }
 
@@ -188,8 +188,12 @@ static void handle_bus_message(intake_t *in, fb_bus_msg_t *msg) {
         if (!fb_bus_get_seq(msg, i, &seq))
             continue;
         s_unacked_t *u = unacked_find(in, seq);
-        if (u)
+        if (u) {
             u->acked = true;
+            if (u->sent_ms > in->last_acked_sent_ms)
+                in->last_acked_sent_ms = u->sent_ms;
+        }
+        in->last_ack_ms = fb_mono_ms();
         if (fb_spool_ack(in->spool, seq))
             in->m.acks++;
     }
@@ -220,6 +224,19 @@ static void on_zpoll(uv_poll_t *p, int status, int events) {
     drain_bus(p->data);
 }
 
+/* Whether an unacknowledged petition is presumed lost. A dispatcher takes
+ * what one intake sends it in order, so a busy dispatcher acknowledges older
+ * petitions first: resending those only floods its queue with duplicates.
+ * A petition is resent when it never left, when petitions sent well after it
+ * were acknowledged already (it was lost, e.g. in a dispatcher that died),
+ * when the dispatchers went silent, or when it has waited far too long. */
+static bool presumed_lost(const intake_t *in, const s_unacked_t *u, uint64_t now) {
+    uint64_t grace = (uint64_t)in->cfg.intake_resend_ms;
+    return u->sent_ms == 0 || in->last_acked_sent_ms > u->sent_ms + grace ||
+           (now - in->last_ack_ms > grace && now - u->sent_ms > grace) ||
+           now - u->sent_ms > 4 * (uint64_t)in->cfg.intake_resend_max_ms;
+}
+
 static void on_resend(uv_timer_t *t) {
     intake_t *in = t->data;
     uint64_t now = fb_mono_ms();
@@ -228,6 +245,10 @@ static void on_resend(uv_timer_t *t) {
         s_unacked_t *u = &in->unacked[i];
         if (u->acked || u->next_ms > now)
             continue;
+        if (!presumed_lost(in, u, now)) {
+            u->next_ms = now + RESEND_TICK_MS;
+            continue;
+        }
         char *data;
         size_t len;
         int rc = fb_spool_read(in->spool, u->seq, &data, &len);
@@ -244,6 +265,7 @@ static void on_resend(uv_timer_t *t) {
         if (rc == 0) {
             in->m.resends++;
             sent++;
+            u->sent_ms = now;
         }
         u->next_ms = now + u->backoff_ms;
         u->backoff_ms = u->backoff_ms * 2 > (uint32_t)in->cfg.intake_resend_max_ms
@@ -283,12 +305,15 @@ static void on_flush(uv_check_t *c) {
             char *data;
             size_t len;
             uint64_t seq = in->tosend[i];
+            uint64_t sent_ms = 0;
             if (fb_spool_read(in->spool, seq, &data, &len) == 0) {
-                if (send_petition(in, seq, data, len) == 0)
+                if (send_petition(in, seq, data, len) == 0) {
                     in->m.sends++;
+                    sent_ms = now;
+                }
                 free(data);
             }
-            unacked_push(in, seq, now + (uint64_t)in->cfg.intake_resend_ms);
+            unacked_push(in, seq, now + (uint64_t)in->cfg.intake_resend_ms, sent_ms);
         }
     }
     in->ntosend = 0;
@@ -410,7 +435,7 @@ static int replay_petition(void *ud, uint64_t seq, const char *data, size_t len)
             idem_remember(in, key, p->tracking_no, 0, p->spooled_at_us, true, NULL);
         fb_petition_destroy(&p);
     }
-    return unacked_push(in, seq, 0);
+    return unacked_push(in, seq, 0, 0);
 }
 
 /* A spool folder that was lost or moved must not make intake hand out

@@ -47,7 +47,8 @@ typedef struct {
 /* A spooled petition the dispatcher has not acknowledged yet. */
 typedef struct {
     uint64_t seq;
-    uint64_t next_ms;
+    uint64_t next_ms; /* when to consider resending it */
+    uint64_t sent_ms; /* when it was last sent; 0: never left intake */
     uint32_t backoff_ms;
     bool acked;
 } s_unacked_t;
@@ -79,6 +80,8 @@ typedef struct {
     uint64_t *tosend; /* seqs synced in this round, to send after answering */
     size_t ntosend, captosend;
     s_unacked_t *unacked;
+    uint64_t last_ack_ms;        /* when the last acknowledgement arrived */
+    uint64_t last_acked_sent_ms; /* the latest send time among acknowledged petitions */
     size_t un_head, un_n, un_cap;
     int tracking_day;
     unsigned tracking_seq;
