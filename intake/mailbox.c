@@ -103,63 +103,12 @@ static int ensure_dir(const char *dir) {
     return 0;
 }
 
-static int fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return FB_EIO;
-    int rc = fsync(fd) == 0 ? 0 : FB_EIO;
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
-static int write_all(int fd, const char *p, size_t len) {
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return FB_EIO;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Keeps the raw message as mail_dir/<sha256>.eml: written to a temporary
- * file, fsync'd, renamed into place, directory fsync'd. Stored once per
- * content, like photos. */
+/* Keeps the raw message as mail_dir/<sha256>.eml, stored once per content
+ * like photos. */
 static int store_raw(const char *mail_dir, const char *sha, const char *data, size_t len) {
-    char final[PATH_BYTES], tmp[PATH_BYTES];
-    if (snprintf(final, sizeof final, "%s/%s.eml", mail_dir, sha) >= (int)sizeof final ||
-        snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", mail_dir, sha) >= (int)sizeof tmp)
-        return FB_EINVAL; /* a data_dir path too long to use */
-    struct stat st;
-    if (stat(final, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len)
-        return 0;
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return FB_EIO;
-    if (write_all(fd, data, len) != 0 || fsync(fd) != 0)
-        goto fail;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, final) != 0)
-        goto fail;
-    return fsync_dir(mail_dir);
-fail : {
-    int saved = errno;
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp); /* our own temporary file, never a message */
-    errno = saved;
-    return FB_EIO;
-}
+    char name[80];
+    snprintf(name, sizeof name, "%s.eml", sha);
+    return intake_store_durably(mail_dir, name, data, len);
 }
 
 /* dir + "/" + name into out; FB_EINVAL when it does not fit. */

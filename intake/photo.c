@@ -93,6 +93,35 @@ static int write_all(int fd, const unsigned char *p, size_t len) {
     return 0;
 }
 
+int intake_store_durably(const char *dir, const char *name, const void *bytes, size_t len) {
+    char final[4096], tmp[4096];
+    int n1 = snprintf(final, sizeof final, "%s/%s", dir, name);
+    int n2 = snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, name);
+    if (n1 < 0 || (size_t)n1 >= sizeof final || n2 < 0 || (size_t)n2 >= sizeof tmp)
+        return FB_EINVAL;
+    struct stat st;
+    if (stat(final, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len)
+        return 0; /* stored before: the name is the content */
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return FB_EIO;
+    if (write_all(fd, bytes, len) != 0 || fsync(fd) != 0)
+        goto fail;
+    int closed = close(fd);
+    fd = -1;
+    if (closed != 0 || rename(tmp, final) != 0)
+        goto fail;
+    return fsync_dir(dir);
+fail : {
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp); /* our own temporary file, never a stored one */
+    errno = saved;
+    return FB_EIO;
+}
+}
+
 int intake_photo_store(const char *data_dir, const void *bytes, size_t len, char sha256_hex[65],
                        const char **content_type) {
     const char *type = intake_photo_sniff(bytes, len);
@@ -104,53 +133,18 @@ int intake_photo_store(const char *data_dir, const void *bytes, size_t len, char
     if (rc)
         return rc;
 
-    char photos[4096], sub[4096], final[4096], tmp[4096];
+    char photos[4096], sub[4096], name[80];
     int n1 = snprintf(photos, sizeof photos, "%s/photos", data_dir);
     int n2 = snprintf(sub, sizeof sub, "%s/%.2s", photos, sha256_hex);
-    if (n1 < 0 || (size_t)n1 >= sizeof photos || n2 < 0 || (size_t)n2 >= sizeof sub ||
-        intake_photo_path(data_dir, sha256_hex, type, final, sizeof final) != 0)
+    if (n1 < 0 || (size_t)n1 >= sizeof photos || n2 < 0 || (size_t)n2 >= sizeof sub)
         return FB_EINVAL;
-    struct stat st;
-    if (stat(final, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len)
-        return 0; /* stored before: the name is the content */
-
-    int fd = -1;
-    bool have_tmp = false;
-    rc = FB_EIO;
-    if (ensure_dir(photos, data_dir) != 0 || ensure_dir(sub, photos) != 0)
-        goto fail;
-    int n3 = snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", sub, sha256_hex);
-    if (n3 < 0 || (size_t)n3 >= sizeof tmp) {
-        rc = FB_EINVAL;
-        goto fail;
+    snprintf(name, sizeof name, "%s.%s", sha256_hex, intake_photo_ext(type));
+    if ((rc = ensure_dir(photos, data_dir)) != 0 || (rc = ensure_dir(sub, photos)) != 0 ||
+        (rc = intake_store_durably(sub, name, bytes, len)) != 0) {
+        fb_log(FB_LOG_ERROR, "event=photo_store_failed sha256=%s error=\"%s\"", sha256_hex,
+               strerror(errno));
+        return rc;
     }
-    fd = mkstemp(tmp);
-    if (fd < 0)
-        goto fail;
-    have_tmp = true;
-    if (write_all(fd, bytes, len) != 0 || fsync(fd) != 0)
-        goto fail;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, final) != 0)
-        goto fail;
-    have_tmp = false;
-    if (fsync_dir(sub) != 0)
-        goto fail;
     fb_log(FB_LOG_DEBUG, "event=photo_stored sha256=%s type=%s bytes=%zu", sha256_hex, type, len);
     return 0;
-fail : {
-    int saved = errno;
-    fb_log(FB_LOG_ERROR, "event=photo_store_failed sha256=%s error=\"%s\"", sha256_hex,
-           strerror(saved));
-    if (fd >= 0)
-        close(fd);
-    if (have_tmp)
-        unlink(tmp);
-    errno = saved;
-    return rc;
-}
 }

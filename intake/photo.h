@@ -29,6 +29,11 @@ int intake_photo_path(const char *data_dir, const char *sha256_hex, const char *
  * wanted). A photo already stored is left as it is; otherwise it is written to
  * a temporary file, fsync'd, renamed into place, and its directory fsync'd.
  * Returns 0, FB_EINVAL, FB_ENOMEM or FB_EIO (errno tells more). */
+/* Writes bytes to dir/name durably and once: nothing is written when a file
+ * of that size is there already (names are content digests); otherwise a
+ * temporary file in dir, fsync, rename, fsync of dir. FB_EIO (errno set). */
+int intake_store_durably(const char *dir, const char *name, const void *bytes, size_t len);
+
 int intake_photo_store(const char *data_dir, const void *bytes, size_t len, char sha256_hex[65],
                        const char **content_type);
 
