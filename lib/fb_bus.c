@@ -31,6 +31,11 @@ void *fb_bus_socket(void *ctx, int type, int hwm, int maxmsgsize) {
     }
     if (type == ZMQ_ROUTER)
         zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    /* An intake queues petitions only to dispatchers it is connected to, not
+     * to one that is down: they wait in the spool instead, and go to a live
+     * dispatcher when there is one. */
+    if (type == ZMQ_DEALER)
+        zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
     return s;
 }
 

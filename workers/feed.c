@@ -244,8 +244,10 @@ static void drain(fb_feed_t *f) {
         handle(f);
         fb_bus_msg_close(&f->msg);
     }
-    /* Stopped at BURST with messages left: no new edge will come for them. */
-    uv_timer_start(&f->again, on_again, 0, 0);
+    /* Stopped at BURST with messages left: no new edge will come for them.
+     * After 1 ms, not 0: libuv runs a timer restarted at 0 from its own
+     * callback again before polling, which would starve HTTP and signals. */
+    uv_timer_start(&f->again, on_again, 1, 0);
 }
 
 int fb_feed_start(fb_worker_t *w, void *zctx, fb_feed_t **out) {
