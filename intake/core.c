@@ -442,11 +442,10 @@ static int replay_petition(void *ud, uint64_t seq, const char *data, size_t len)
  * tracking numbers that the database already holds: continue after the
  * highest one stored today, when the database can tell. */
 static void seed_tracking(intake_t *in) {
-    char ci[2048], pattern[64];
-    snprintf(ci, sizeof ci, "%s connect_timeout=3", in->cfg.db_conninfo);
+    char pattern[64];
     snprintf(pattern, sizeof pattern, "%08d-%d-%%", in->tracking_day, in->cfg.instance_id);
     PGconn *db;
-    if (fb_db_connect(ci, &db) != 0)
+    if (fb_db_connect_timeout(in->cfg.db_conninfo, 3, &db) != 0)
         return;
     const char *params[1] = {pattern};
     PGresult *r = PQexecParams(db,
@@ -579,9 +578,7 @@ static void query_work(uv_work_t *w) {
             t_db = NULL;
         }
         if (!t_db) {
-            char ci[2048];
-            snprintf(ci, sizeof ci, "%s connect_timeout=3", q->conninfo);
-            if (fb_db_connect(ci, &t_db) != 0)
+            if (fb_db_connect_timeout(q->conninfo, 3, &t_db) != 0)
                 return;
             /* Times in answers are in the city's zone. */
             const char *tz[1] = {q->timezone};

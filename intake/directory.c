@@ -100,10 +100,8 @@ static void install(intake_directory_t *d, const json_t *j, bool save) {
 }
 
 static json_t *fetch(const char *conninfo) {
-    char ci[2048];
-    snprintf(ci, sizeof ci, "%s connect_timeout=3", conninfo);
     PGconn *db;
-    if (fb_db_connect(ci, &db) != 0)
+    if (fb_db_connect_timeout(conninfo, 3, &db) != 0)
         return NULL;
     json_t *j = NULL;
     PGresult *r = PQexec(db, s_sql);

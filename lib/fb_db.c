@@ -3,6 +3,7 @@
 #include "fb_common.h"
 #include "fb_log.h"
 
+#include <stdio.h>
 #include <string.h>
 
 const char *fb_db_error(PGconn *db) {
@@ -18,7 +19,17 @@ const char *fb_db_error(PGconn *db) {
 }
 
 int fb_db_connect(const char *conninfo, PGconn **out) {
-    PGconn *db = PQconnectdb(conninfo);
+    return fb_db_connect_timeout(conninfo, 0, out);
+}
+
+int fb_db_connect_timeout(const char *conninfo, int timeout_s, PGconn **out) {
+    /* conninfo is expanded first, so the timeout given here overrides one
+     * written in it; 0 keeps libpq's default (wait as long as it takes). */
+    char timeout[16];
+    snprintf(timeout, sizeof timeout, "%d", timeout_s);
+    const char *const keys[] = {"dbname", timeout_s > 0 ? "connect_timeout" : NULL, NULL};
+    const char *const vals[] = {conninfo, timeout, NULL};
+    PGconn *db = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(db) != CONNECTION_OK) {
         fb_log(FB_LOG_WARN, "event=db_connect_failed error=\"%s\"", fb_db_error(db));
         PQfinish(db);

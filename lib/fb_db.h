@@ -9,6 +9,10 @@
 /* Connects; on failure logs the cause and returns FB_EDB. *out is the
  * caller's: PQfinish(). */
 int fb_db_connect(const char *conninfo, PGconn **out);
+/* fb_db_connect giving up after timeout_s seconds (libpq's connect_timeout),
+ * for callers that must not hang while PostgreSQL is away. conninfo may be
+ * key=value pairs or a URI. */
+int fb_db_connect_timeout(const char *conninfo, int timeout_s, PGconn **out);
 /* Runs a command expecting no rows; logs and returns FB_EDB on error. */
 int fb_db_exec(PGconn *db, const char *sql, int nparams, const char *const *params);
 /* Runs a query whose single row and column is JSON text (e.g. json_agg(…))
