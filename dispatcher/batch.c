@@ -15,15 +15,18 @@
 #include <string.h>
 
 /* New petitions are inserted and located in one statement; those stored
- * before (the same tracking number or idempotency key) are skipped. */
+ * before (the same tracking number or idempotency key) are skipped. Each new
+ * one is stored with the id of the case it would open (drawn here, the case
+ * inserted later in the transaction: the reference is checked at COMMIT), so
+ * that only a petition that joins another case is written twice. */
 static const char *const s_insert_petitions =
     "INSERT INTO petitions (tracking_no, channel, idem_key, received_at, spooled_at,"
     "  caller_name, caller_phone, content, content_norm, category, address, location,"
-    "  urgency, kind, callback, raw, region_code) "
+    "  urgency, kind, callback, raw, region_code, case_id) "
     "SELECT x.tracking_no, x.channel, x.idem_key, x.received_at, x.spooled_at,"
     "  x.caller_name, x.caller_phone, x.content, x.content_norm, x.category, x.address, g.pt,"
     "  x.urgency, x.kind, x.callback, x.raw, " FB_REGION_LOOKUP_SQL(
-        "g.pt") " "
+        "g.pt") ", nextval('cases_id_seq') "
                 "FROM json_to_recordset($1::json) AS x(tracking_no text, channel text, idem_key "
                 "text,"
                 "  received_at timestamptz, spooled_at timestamptz, caller_name text, caller_phone "
@@ -34,17 +37,19 @@ static const char *const s_insert_petitions =
                 "CROSS JOIN LATERAL (SELECT CASE WHEN x.lat IS NULL THEN NULL"
                 "  ELSE ST_SetSRID(ST_MakePoint(x.lng, x.lat), 4326) END AS pt) g "
                 "ON CONFLICT DO NOTHING "
-                "RETURNING tracking_no, id, region_code";
+                "RETURNING tracking_no, id, region_code, case_id";
 
-/* Cases for the new petitions that open one, linked, with their assignments
- * (lead and assisting departments) and the first event of each history;
- * petitions that join an open case (join_case, or the case opened by the
- * batch's petition join_i) are linked to it with a "merged" event. */
+/* Cases for the new petitions that open one (with the id their petition was
+ * stored with), with their assignments (lead and assisting departments) and
+ * the first event of each history; petitions that join an open case
+ * (join_case, or the case opened by the batch's petition join_i) are linked
+ * to it with a "merged" event. Events are appended in case order: each takes
+ * its case's row lock (the audit chain), and writers that lock cases in one
+ * order cannot deadlock. */
 static const char *const s_insert_cases =
     "WITH x AS MATERIALIZED ("
-    "  SELECT x.*, CASE WHEN x.join_case IS NULL AND x.join_i IS NULL"
-    "    THEN nextval('cases_id_seq') END AS new_id"
-    "  FROM json_to_recordset($1::json) AS x(i integer, petition_id bigint, tracking_no text,"
+    "  SELECT * FROM json_to_recordset($1::json) AS x(i integer, petition_id bigint,"
+    "    new_id bigint, tracking_no text,"
     "    join_case bigint, join_i integer, status text, department_code text, rule_id integer,"
     "    rule_name text, category text, region_code text, urgency text, kind text, lat float8,"
     "    lng float8, accept_due timestamptz, reply_due timestamptz, assists json)),"
@@ -56,7 +61,7 @@ static const char *const s_insert_cases =
     "    CASE WHEN lat IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lng, lat), 4326) END,"
     "    accept_due, reply_due FROM y WHERE new_id IS NOT NULL RETURNING id),"
     " p AS (UPDATE petitions SET case_id = y.case_id FROM y"
-    "  WHERE petitions.id = y.petition_id RETURNING petitions.id),"
+    "  WHERE y.new_id IS NULL AND petitions.id = y.petition_id RETURNING petitions.id),"
     " a AS (INSERT INTO assignments (case_id, department_code, role, rule_id, accept_due,"
     "    reply_due)"
     "  SELECT case_id, department_code, 'lead', rule_id, accept_due, reply_due FROM y"
@@ -72,9 +77,10 @@ static const char *const s_insert_cases =
     "    ELSE jsonb_build_object('department', department_code, 'rule_id', rule_id,"
     "      'rule', rule_name, 'assists', assists, 'accept_due', accept_due,"
     "      'reply_due', reply_due, 'tracking_no', tracking_no) END"
-    "  FROM y ORDER BY i RETURNING id),"
+    "  FROM y ORDER BY case_id, i RETURNING id),"
     " u AS (UPDATE cases SET updated_at = now()"
-    "  WHERE id IN (SELECT join_case FROM y WHERE join_case IS NOT NULL) RETURNING id) "
+    "  FROM (SELECT DISTINCT join_case FROM y WHERE join_case IS NOT NULL) j"
+    "  WHERE cases.id = j.join_case RETURNING cases.id) "
     "SELECT y.i, y.case_id, (SELECT count(*) FROM c), (SELECT count(*) FROM p),"
     "  (SELECT count(*) FROM a), (SELECT count(*) FROM e), (SELECT count(*) FROM u) FROM y";
 
@@ -147,8 +153,9 @@ static json_t *cases_json(const router_t *rt, batch_item_t *items, size_t n) {
         router_route(rt, it->p, it->region_code, &it->route);
         const fb_rule_t *r = it->route.rule;
         o = json_pack(
-            "{s:I,s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "i", (json_int_t)i,
-            "petition_id", (json_int_t)it->petition_id, "tracking_no", it->p->tracking_no, "status",
+            "{s:I,s:I,s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "i",
+            (json_int_t)i, "petition_id", (json_int_t)it->petition_id, "new_id",
+            (json_int_t)it->case_id, "tracking_no", it->p->tracking_no, "status",
             it->route.department ? "dispatched" : "manual", "department_code",
             str_or_null(it->route.department), "rule_id", r ? json_integer(r->id) : json_null(),
             "rule_name", str_or_null(r ? r->name : NULL), "category", str_or_null(it->p->category),
@@ -231,6 +238,7 @@ int batch_commit(PGconn *db, const router_t *rt, const dedup_opts_t *dd, batch_i
         it->is_new = true;
         it->petition_id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
         it->region_code = PQgetisnull(r, i, 2) ? NULL : strdup(PQgetvalue(r, i, 2));
+        it->case_id = strtoll(PQgetvalue(r, i, 3), NULL, 10);
         fresh++;
     }
     PQclear(r);

@@ -122,7 +122,7 @@ static const char s_schedule_sql[] =
     "  'task_id', ins.id, 'petition_id', ins.petition_id, 'tracking_no', p.tracking_no,"
     "  'kind', ins.kind, 'due_at', ins.due_at, 'expires_at', ins.expires_at)"
     " FROM ins JOIN petitions p ON p.id = ins.petition_id WHERE ins.kind = 'phone'"
-    " ORDER BY ins.id RETURNING id)"
+    " ORDER BY ins.case_id, ins.id RETURNING id)"
     " SELECT count(*) FROM ins";
 
 /* Issues the rating requests that fell due (and have not expired: a worker
@@ -139,7 +139,7 @@ static const char s_request_sql[] =
     " SELECT u.case_id, 'fenbo-worker', 'rating_requested', jsonb_build_object("
     "  'task_id', u.id, 'petition_id', u.petition_id, 'tracking_no', p.tracking_no,"
     "  'channel', u.channel, 'expires_at', u.expires_at)"
-    " FROM u JOIN petitions p ON p.id = u.petition_id ORDER BY u.id RETURNING id)"
+    " FROM u JOIN petitions p ON p.id = u.petition_id ORDER BY u.case_id, u.id RETURNING id)"
     " SELECT u.id, 0, true FROM u ORDER BY u.id";
 
 /* Closes, as not rated, the replied cases with an expired task of their

@@ -98,7 +98,7 @@ static const char s_sweep_sql[] =
     " JOIN touched t ON t.id = c.alert_id"
     " WHERE NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.case_id"
     "  AND e.type = 'hotspot' AND e.data->>'alert_id' = t.id::text)"
-    " ORDER BY t.id, c.case_id RETURNING id)"
+    " ORDER BY c.case_id, t.id RETURNING id)"
     " SELECT what, id, category, region_code, coalesce(department_code, '-'), petitions,"
     "  first_at, last_at FROM touched ORDER BY id";
 
