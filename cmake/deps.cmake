@@ -1,6 +1,7 @@
 # External libraries, all found through pkg-config (Debian's -dev packages;
 # scripts/install-deps installs them).
 find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
 pkg_check_modules(ZMQ REQUIRED IMPORTED_TARGET libzmq)
 pkg_check_modules(PQ REQUIRED IMPORTED_TARGET libpq)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)

@@ -283,9 +283,7 @@ static void on_flush(uv_check_t *c) {
     intake_t *in = c->data;
     if (in->npending == 0)
         return;
-    int rc = fb_spool_sync(in->spool);
-    if (rc == 0)
-        rc = fb_spool_sync(in->idem);
+    int rc = fb_spool_sync_pair(in->spool, in->idem);
     in->m.fsyncs++;
     if (in->npending > in->m.fsync_batch_max)
         in->m.fsync_batch_max = in->npending;

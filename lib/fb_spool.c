@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,6 +340,30 @@ int fb_spool_sync(fb_spool_t *s) {
         s->dir_dirty = false;
     }
     return 0;
+}
+
+typedef struct {
+    fb_spool_t *s;
+    int rc;
+} s_sync_job_t;
+
+static void *sync_thread(void *arg) {
+    s_sync_job_t *j = arg;
+    j->rc = fb_spool_sync(j->s);
+    return NULL;
+}
+
+int fb_spool_sync_pair(fb_spool_t *a, fb_spool_t *b) {
+    s_sync_job_t ja = {a, 0};
+    pthread_t t;
+    /* Without a thread, one after the other: slower, as safe. */
+    if (pthread_create(&t, NULL, sync_thread, &ja) != 0) {
+        int rc = fb_spool_sync(a);
+        return rc ? rc : fb_spool_sync(b);
+    }
+    int rb = fb_spool_sync(b);
+    pthread_join(t, NULL);
+    return ja.rc ? ja.rc : rb;
 }
 
 static s_segment_t *find_seg(fb_spool_t *s, uint64_t seq, size_t *idx) {

@@ -26,6 +26,11 @@ void fb_spool_close(fb_spool_t **s);
 int fb_spool_append(fb_spool_t *s, const void *data, size_t len, uint64_t *seq);
 /* Makes everything appended so far durable. */
 int fb_spool_sync(fb_spool_t *s);
+/* fb_spool_sync() of two spools at once (a and b on one disk wait for one
+ * journal commit together rather than for two in a row). The caller must
+ * not touch either spool meanwhile: it returns when both are done. Returns
+ * 0 or the first failure. */
+int fb_spool_sync_pair(fb_spool_t *a, fb_spool_t *b);
 
 /* Marks seq acknowledged. Unknown or already acknowledged seqs are ignored
  * (acknowledgements may repeat). Returns 1 when seq was pending, else 0. */

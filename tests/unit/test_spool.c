@@ -220,6 +220,30 @@ START_TEST(test_append_sync_read) {
 }
 END_TEST
 
+/* Two spools synced together (intake's spool and idempotency journal): both
+ * hold their records after a reopen. */
+START_TEST(test_sync_pair_keeps_both) {
+    char da[160], db[160];
+    snprintf(da, sizeof da, "%s/a", s_dir);
+    snprintf(db, sizeof db, "%s/b", s_dir);
+    fb_spool_t *a = NULL, *b = NULL;
+    ck_assert_int_eq(fb_spool_open(da, BIG_SEGMENT, &a), 0);
+    ck_assert_int_eq(fb_spool_open(db, BIG_SEGMENT, &b), 0);
+    uint64_t sa = append_ok(a, "petition");
+    uint64_t sb = append_ok(b, "key");
+    ck_assert_int_eq(fb_spool_sync_pair(a, b), 0);
+    fb_spool_close(&a);
+    fb_spool_close(&b);
+    ck_assert_int_eq(fb_spool_open(da, BIG_SEGMENT, &a), 0);
+    ck_assert_int_eq(fb_spool_open(db, BIG_SEGMENT, &b), 0);
+    expect_record(a, sa, "petition");
+    expect_record(b, sb, "key");
+    expect_gone(a, sb + 1);
+    fb_spool_close(&a);
+    fb_spool_close(&b);
+}
+END_TEST
+
 START_TEST(test_sequence_numbers_increase) {
     fb_spool_t *s = open_ok(BIG_SEGMENT);
     uint64_t prev = 0;
@@ -706,6 +730,7 @@ static Suite *spool_suite(void) {
     TCase *tc = tcase_create("spool");
     tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
     tcase_add_test(tc, test_append_sync_read);
+    tcase_add_test(tc, test_sync_pair_keeps_both);
     tcase_add_test(tc, test_sequence_numbers_increase);
     tcase_add_test(tc, test_ack);
     tcase_add_test(tc, test_foreach_stops_when_told);
