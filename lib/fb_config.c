@@ -39,7 +39,7 @@ static const s_option_t s_options[] = {
         "several dispatchers"),
     OPT("bus", "assignments", T_STR, bus_assignments, 0, 0, "tcp://127.0.0.1:5556", false,
         "dispatcher PUB endpoint (workers subscribe; a list for several dispatchers)"),
-    OPT("bus", "sndhwm", T_INT, bus_sndhwm, 100, 10000000, "10000", false,
+    OPT("bus", "sndhwm", T_INT, bus_sndhwm, 100, 10000000, "2000", false,
         "high-water mark of the bus sockets, in messages; beyond it petitions wait in the "
         "spool, so it bounds the daemons' memory, not what intake accepts"),
     OPT("bus", "maxmsgsize", T_INT, bus_maxmsgsize, 4096, 64 << 20, "4194304", false,
