@@ -14,24 +14,50 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* One event per case and pass, naming the departments just reached. */
-static const char s_mark_case_sql[] =
-    "WITH d AS ("
-    " UPDATE assignments SET delivered_at = now()"
-    " WHERE case_id = $1::bigint AND delivered_at IS NULL"
-    " RETURNING id, case_id, department_code, role)"
+/* One event per case and pass, naming the departments just reached. The bus
+ * brings many cases at once: they share one statement, so one commit. Locks
+ * are taken in the order every writer of a case takes them, or two writers
+ * could each wait for the other: the case's row first (an action locks it
+ * before stamping an assignment; the audit chain locks it to append an
+ * event, schema/0009_case_locks.sql), then its assignments; and several
+ * cases in ascending id, as the dispatcher appends its events. Only cases
+ * with something to deliver are locked. A case listed twice matches its rows
+ * once and is one group: one event. */
+static const char s_mark_cases_sql[] =
+    "WITH c AS ("
+    " SELECT id FROM cases"
+    " WHERE id = ANY ($1::bigint[]) AND EXISTS (SELECT 1 FROM assignments a"
+    "  WHERE a.case_id = cases.id AND a.delivered_at IS NULL)"
+    " ORDER BY id FOR NO KEY UPDATE),"
+    " todo AS ("
+    " SELECT a.id FROM assignments a JOIN c ON c.id = a.case_id"
+    " WHERE a.delivered_at IS NULL"
+    " ORDER BY a.case_id, a.id FOR UPDATE OF a),"
+    " d AS ("
+    " UPDATE assignments a SET delivered_at = now() FROM todo WHERE a.id = todo.id"
+    " RETURNING a.id, a.case_id, a.department_code, a.role)"
     " INSERT INTO case_events (case_id, actor, type, data)"
-    " SELECT $1::bigint, 'fenbo-worker', 'delivered',"
+    " SELECT case_id, 'fenbo-worker', 'delivered',"
     "  jsonb_build_object('via', 'bus', 'departments',"
     "   jsonb_agg(jsonb_build_object('department', department_code, 'role', role)"
     "    ORDER BY id))"
-    " FROM d HAVING count(*) > 0"
-    " RETURNING jsonb_array_length(data->'departments')";
+    " FROM d GROUP BY case_id ORDER BY case_id"
+    " RETURNING case_id, jsonb_array_length(data->'departments')";
 
+/* The same, for whatever is waiting, in the same lock order: the cases of
+ * the oldest undelivered assignments first, skipping any another writer
+ * holds (the next pass takes them), then their assignments, which nobody
+ * else stamps without holding the case. Up to $1 assignments pick the
+ * cases; a case brings all its undelivered ones. */
 static const char s_catchup_sql[] =
-    "WITH todo AS ("
-    " SELECT id FROM assignments WHERE delivered_at IS NULL"
-    " ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED),"
+    "WITH c AS ("
+    " SELECT id FROM cases WHERE id IN (SELECT case_id FROM assignments"
+    "  WHERE delivered_at IS NULL ORDER BY id LIMIT $1::int)"
+    " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED),"
+    " todo AS ("
+    " SELECT a.id FROM assignments a JOIN c ON c.id = a.case_id"
+    " WHERE a.delivered_at IS NULL"
+    " ORDER BY a.case_id, a.id FOR UPDATE OF a),"
     " d AS ("
     " UPDATE assignments a SET delivered_at = now() FROM todo WHERE a.id = todo.id"
     " RETURNING a.id, a.case_id, a.department_code, a.role)"
@@ -40,33 +66,78 @@ static const char s_catchup_sql[] =
     "  jsonb_build_object('via', 'catchup', 'departments',"
     "   jsonb_agg(jsonb_build_object('department', department_code, 'role', role)"
     "    ORDER BY id))"
-    " FROM d GROUP BY case_id"
+    " FROM d GROUP BY case_id ORDER BY case_id"
     " RETURNING jsonb_array_length(data->'departments')";
 
-/* Sums the first column of every row: the assignments delivered per case. */
-static int run_counting(PGconn *db, const char *sql, const char *param, int *delivered) {
-    *delivered = 0;
+/* Runs sql with its one text parameter; the rows are the caller's. */
+static PGresult *run(PGconn *db, const char *sql, const char *param) {
     const char *params[] = {param};
     PGresult *r = PQexecParams(db, sql, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         fb_log(FB_LOG_WARN, "event=db_error op=deliver error=\"%s\"", fb_db_error(db));
         PQclear(r);
-        return FB_EDB;
+        return NULL;
     }
-    for (int i = 0; i < PQntuples(r); i++)
-        *delivered += atoi(PQgetvalue(r, i, 0));
-    PQclear(r);
-    return 0;
+    return r;
 }
 
-int fb_delivery_mark_case(PGconn *db, int64_t case_id, int *delivered) {
-    char id[24];
-    snprintf(id, sizeof id, "%" PRId64, case_id);
-    return run_counting(db, s_mark_case_sql, id, delivered);
+/* case_ids as a bigint[] literal, "{1,2,3}"; the caller frees it. */
+static char *id_array(const int64_t *case_ids, size_t n) {
+    size_t cap = n * 21 + 3, k = 0; /* "-9223372036854775808," at most */
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    s[k++] = '{';
+    for (size_t i = 0; i < n; i++)
+        k += (size_t)snprintf(s + k, cap - k, "%s%" PRId64, i ? "," : "", case_ids[i]);
+    s[k++] = '}';
+    s[k] = '\0';
+    return s;
+}
+
+int fb_delivery_mark_cases(PGconn *db, const int64_t *case_ids, size_t n, int *delivered) {
+    for (size_t i = 0; i < n; i++)
+        delivered[i] = 0;
+    if (n == 0)
+        return 0;
+    int rc = FB_ENOMEM;
+    PGresult *r = NULL;
+    char *ids = id_array(case_ids, n);
+    if (!ids)
+        goto fail;
+    rc = FB_EDB;
+    r = run(db, s_mark_cases_sql, ids);
+    if (!r)
+        goto fail;
+    /* One row per case that got an event; its count goes to the case's first
+     * place in case_ids (a batch is a few hundred at most). */
+    for (int row = 0; row < PQntuples(r); row++) {
+        int64_t id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+        for (size_t i = 0; i < n; i++) {
+            if (case_ids[i] == id) {
+                delivered[i] = atoi(PQgetvalue(r, row, 1));
+                break;
+            }
+        }
+    }
+    PQclear(r);
+    free(ids);
+    return 0;
+fail:
+    free(ids);
+    return rc;
 }
 
 int fb_delivery_catchup_batch(PGconn *db, int batch, int *delivered) {
     char n[16];
     snprintf(n, sizeof n, "%d", batch);
-    return run_counting(db, s_catchup_sql, n, delivered);
+    *delivered = 0;
+    PGresult *r = run(db, s_catchup_sql, n);
+    if (!r)
+        return FB_EDB;
+    /* One row per case: the assignments delivered in it. */
+    for (int i = 0; i < PQntuples(r); i++)
+        *delivered += atoi(PQgetvalue(r, i, 0));
+    PQclear(r);
+    return 0;
 }

@@ -22,6 +22,12 @@ struct fb_feed {
     uv_timer_t again; /* continues a drain that stopped at BURST */
     int open_handles;
     fb_bus_msg_t msg; /* large: lives here, not on the stack */
+    /* The well-formed events of one drain, delivered together; empty
+     * between drains. */
+    size_t n;
+    fb_feed_event_t ev[BURST];
+    int64_t case_ids[BURST];
+    int delivered[BURST];
 };
 
 static int bad(char *why, size_t whylen, const char *reason) {
@@ -164,11 +170,12 @@ static void log_safe(const char *s, size_t n, char *out, size_t outlen) {
     out[k] = '\0';
 }
 
-static void handle(fb_feed_t *f) {
+/* Reads the message just received into the batch, or logs why not. */
+static void take(fb_feed_t *f) {
     fb_worker_t *w = f->w;
-    fb_feed_event_t ev;
+    fb_feed_event_t *ev = &f->ev[f->n];
     char why[64];
-    if (fb_feed_parse(&f->msg, &ev, why, sizeof why) != 0) {
+    if (fb_feed_parse(&f->msg, ev, why, sizeof why) != 0) {
         size_t tlen = 0;
         const char *topic = f->msg.n > 0 ? fb_bus_frame(&f->msg, 0, &tlen) : "";
         char t[80];
@@ -179,34 +186,49 @@ static void handle(fb_feed_t *f) {
         return;
     }
     w->metrics.assignment_events++;
+    f->case_ids[f->n++] = ev->case_id;
+}
+
+/* Delivers the batch in one statement, one commit for all its cases: one
+ * per message was as many commits as petitions, which the worker could not
+ * keep up with and which slowed the dispatcher's own. Then one log line per
+ * message, as each would have had alone, and the batch is emptied. */
+static void deliver(fb_feed_t *f) {
+    fb_worker_t *w = f->w;
+    if (f->n == 0)
+        return;
     PGconn *db = fb_dblink_conn(w->db);
-    if (!db) {
-        /* PostgreSQL has the assignment; catch-up delivers it when it returns. */
-        fb_log(FB_LOG_INFO,
-               "event=assignment case_id=%lld tracking_no=%s status=%s department=%s "
-               "delivered=deferred reason=db_down",
-               (long long)ev.case_id, ev.tracking_no, ev.status,
-               ev.department ? ev.department : "-");
-        goto done;
-    }
-    int n = 0;
-    if (fb_dblink_context_set(w->db, FB_DBLINK_SYSTEM, NULL) != 0 ||
-        fb_delivery_mark_case(db, ev.case_id, &n) != 0) {
+    bool failed = false;
+    if (db && (fb_dblink_context_set(w->db, FB_DBLINK_SYSTEM, NULL) != 0 ||
+               fb_delivery_mark_cases(db, f->case_ids, f->n, f->delivered) != 0)) {
         fb_dblink_check(w->db);
-        fb_log(FB_LOG_WARN,
-               "event=assignment case_id=%lld tracking_no=%s status=%s delivered=deferred "
-               "reason=db_error",
-               (long long)ev.case_id, ev.tracking_no, ev.status);
-        goto done;
+        failed = true;
     }
-    w->metrics.delivered_bus += (uint64_t)n;
-    fb_log(FB_LOG_INFO,
-           "event=assignment case_id=%lld tracking_no=%s status=%s department=%s assists=%zu "
-           "delivered=%d",
-           (long long)ev.case_id, ev.tracking_no, ev.status, ev.department ? ev.department : "-",
-           ev.assists, n);
-done:
-    fb_feed_event_clear(&ev);
+    for (size_t i = 0; i < f->n; i++) {
+        fb_feed_event_t *ev = &f->ev[i];
+        if (!db) {
+            /* PostgreSQL has the assignment; catch-up delivers it when it returns. */
+            fb_log(FB_LOG_INFO,
+                   "event=assignment case_id=%lld tracking_no=%s status=%s department=%s "
+                   "delivered=deferred reason=db_down",
+                   (long long)ev->case_id, ev->tracking_no, ev->status,
+                   ev->department ? ev->department : "-");
+        } else if (failed) {
+            fb_log(FB_LOG_WARN,
+                   "event=assignment case_id=%lld tracking_no=%s status=%s delivered=deferred "
+                   "reason=db_error",
+                   (long long)ev->case_id, ev->tracking_no, ev->status);
+        } else {
+            w->metrics.delivered_bus += (uint64_t)f->delivered[i];
+            fb_log(FB_LOG_INFO,
+                   "event=assignment case_id=%lld tracking_no=%s status=%s department=%s "
+                   "assists=%zu delivered=%d",
+                   (long long)ev->case_id, ev->tracking_no, ev->status,
+                   ev->department ? ev->department : "-", ev->assists, f->delivered[i]);
+        }
+        fb_feed_event_clear(ev);
+    }
+    f->n = 0;
 }
 
 static void drain(fb_feed_t *f);
@@ -223,9 +245,11 @@ static void on_poll(uv_poll_t *p, int status, int events) {
     drain(f);
 }
 
+/* Reads up to BURST messages, then delivers the good ones together. */
 static void drain(fb_feed_t *f) {
     if (!f->sock)
         return;
+    bool more = true; /* stopped at BURST, not at an empty socket */
     for (int i = 0; i < BURST; i++) {
         int rc = fb_bus_recv(f->sock, &f->msg, ZMQ_DONTWAIT);
         if (rc == FB_EAGAIN) {
@@ -235,19 +259,23 @@ static void drain(fb_feed_t *f) {
             size_t len = sizeof events;
             if (zmq_getsockopt(f->sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN))
                 continue;
-            return;
+            more = false;
+            break;
         }
         if (rc != 0) {
             fb_log(FB_LOG_WARN, "event=bus_recv_failed error=\"%s\"", zmq_strerror(errno));
-            return;
+            more = false;
+            break;
         }
-        handle(f);
+        take(f);
         fb_bus_msg_close(&f->msg);
     }
+    deliver(f);
     /* Stopped at BURST with messages left: no new edge will come for them.
      * After 1 ms, not 0: libuv runs a timer restarted at 0 from its own
      * callback again before polling, which would starve HTTP and signals. */
-    uv_timer_start(&f->again, on_again, 1, 0);
+    if (more)
+        uv_timer_start(&f->again, on_again, 1, 0);
 }
 
 int fb_feed_start(fb_worker_t *w, void *zctx, fb_feed_t **out) {

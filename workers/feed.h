@@ -6,7 +6,8 @@
  *
  * Messages of any other shape or version are logged (event=bus_bad_message)
  * and dropped. Losing one is harmless: the catch-up pass finds the
- * assignment in PostgreSQL. */
+ * assignment in PostgreSQL. The events read in one loop turn (a few hundred
+ * at most) are delivered together, in one transaction (delivery.h). */
 #ifndef FB_FEED_H
 #define FB_FEED_H
 
@@ -27,7 +28,7 @@ typedef struct fb_feed_event {
     int64_t case_id;
     const char *tracking_no;
     const char *department; /* NULL for a case in the manual queue */
-    const char *status;     /* "dispatched" or "manual" */
+    const char *status;     /* "dispatched", "manual" or "merged" */
     size_t assists;
 } fb_feed_event_t;
 

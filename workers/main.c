@@ -54,7 +54,7 @@ void fb_worker_catchup(fb_worker_t *w) {
             return;
         }
         total += n;
-        more = n == CATCHUP_BATCH;
+        more = n >= CATCHUP_BATCH;
         if (!more)
             break;
     }

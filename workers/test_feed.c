@@ -2,6 +2,7 @@
  *
  * Every message of another shape or version must be refused with a reason,
  * never crash and never be misread; a well-formed one is read whole. */
+#include "delivery.h"
 #include "fb_common.h"
 #include "feed.h"
 
@@ -217,6 +218,20 @@ START_TEST(test_topic_mismatch) {
 }
 END_TEST
 
+/* A batch of events delivers nothing it cannot: an empty one needs no
+ * database, and a failed statement reports no assignment delivered, so that
+ * every message of the batch is logged deferred and none counted. */
+START_TEST(test_deliver_batch_without_db) {
+    const int64_t ids[] = {7, 3, 7};
+    int delivered[] = {-1, 5, 9};
+    ck_assert_int_eq(fb_delivery_mark_cases(NULL, ids, 0, delivered), 0);
+    ck_assert_int_eq(delivered[0], -1); /* n = 0: nothing written */
+    ck_assert_int_eq(fb_delivery_mark_cases(NULL, ids, 3, delivered), FB_EDB);
+    for (size_t i = 0; i < FB_ARRAY_LEN(delivered); i++)
+        ck_assert_int_eq(delivered[i], 0);
+}
+END_TEST
+
 static Suite *feed_suite(void) {
     Suite *s = suite_create("feed");
     TCase *tc = tcase_create("parse");
@@ -229,6 +244,9 @@ static Suite *feed_suite(void) {
     tcase_add_test(tc, test_bad_fields);
     tcase_add_test(tc, test_missing_fields);
     tcase_add_test(tc, test_topic_mismatch);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("deliver");
+    tcase_add_test(tc, test_deliver_batch_without_db);
     suite_add_tcase(s, tc);
     return s;
 }
