@@ -36,3 +36,11 @@ END $$;
 -- instead of inserted and then updated (a second version of a wide row and
 -- of every one of its index entries).
 ALTER TABLE petitions ALTER CONSTRAINT petitions_case_id_fkey DEFERRABLE INITIALLY DEFERRED;
+
+-- Undelivered assignments are found by case: the worker delivers the cases
+-- the bus names, and catch-up takes the oldest cases first, in the order
+-- cases are locked. Every assignment enters this index undelivered and
+-- leaves it on delivery, so between vacuums it is mostly dead entries; an
+-- index on id made the planner scan all of them to find one case's.
+DROP INDEX assignments_undelivered_idx;
+CREATE INDEX assignments_undelivered_idx ON assignments (case_id, id) WHERE delivered_at IS NULL;

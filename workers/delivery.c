@@ -14,60 +14,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* One event per case and pass, naming the departments just reached. The bus
- * brings many cases at once: they share one statement, so one commit. Locks
- * are taken in the order every writer of a case takes them, or two writers
- * could each wait for the other: the case's row first (an action locks it
- * before stamping an assignment; the audit chain locks it to append an
- * event, schema/0009_case_locks.sql), then its assignments; and several
- * cases in ascending id, as the dispatcher appends its events. Only cases
- * with something to deliver are locked. A case listed twice matches its rows
- * once and is one group: one event. */
-static const char s_mark_cases_sql[] =
-    "WITH c AS ("
-    " SELECT id FROM cases"
-    " WHERE id = ANY ($1::bigint[]) AND EXISTS (SELECT 1 FROM assignments a"
-    "  WHERE a.case_id = cases.id AND a.delivered_at IS NULL)"
-    " ORDER BY id FOR NO KEY UPDATE),"
-    " todo AS ("
-    " SELECT a.id FROM assignments a JOIN c ON c.id = a.case_id"
-    " WHERE a.delivered_at IS NULL"
-    " ORDER BY a.case_id, a.id FOR UPDATE OF a),"
-    " d AS ("
-    " UPDATE assignments a SET delivered_at = now() FROM todo WHERE a.id = todo.id"
-    " RETURNING a.id, a.case_id, a.department_code, a.role)"
-    " INSERT INTO case_events (case_id, actor, type, data)"
-    " SELECT case_id, 'fenbo-worker', 'delivered',"
-    "  jsonb_build_object('via', 'bus', 'departments',"
-    "   jsonb_agg(jsonb_build_object('department', department_code, 'role', role)"
-    "    ORDER BY id))"
-    " FROM d GROUP BY case_id ORDER BY case_id"
-    " RETURNING case_id, jsonb_array_length(data->'departments')";
+/* Delivers the undelivered assignments of the cases locked in c: one event
+ * per case, naming the departments just reached, in case order.
+ *
+ * Locks are taken in the order every writer of a case takes them, or two
+ * writers could each wait for the other: the case's row first (an action
+ * locks it before stamping an assignment; the audit chain locks it to
+ * append an event, schema/0009_case_locks.sql), then its assignments; and
+ * several cases in ascending id, as the dispatcher appends its events.
+ *
+ * OFFSET 0 makes each case's undelivered assignments one index probe by
+ * case_id. Without it the planner scans the whole partial index of
+ * undelivered assignments, which it believes small; but every assignment
+ * enters it undelivered and leaves on delivery, so between vacuums it is
+ * mostly dead entries, and scanning those took a whole core at 1,000/s. */
+// clang-format off
+#define S_UNDELIVERED(case_id)                                                                     \
+    " SELECT a.id, a.case_id FROM assignments a"                                                   \
+    " WHERE a.case_id = " case_id " AND a.delivered_at IS NULL OFFSET 0"
+#define S_DELIVER_LOCKED(via)                                                                      \
+    " todo AS (SELECT a.id FROM c CROSS JOIN LATERAL (" S_UNDELIVERED("c.id") ") a"                \
+    " ORDER BY a.case_id, a.id FOR UPDATE OF a),"                                                  \
+    " d AS (UPDATE assignments a SET delivered_at = now() FROM todo WHERE a.id = todo.id"          \
+    " RETURNING a.id, a.case_id, a.department_code, a.role)"                                       \
+    " INSERT INTO case_events (case_id, actor, type, data)"                                        \
+    " SELECT case_id, 'fenbo-worker', 'delivered',"                                                \
+    "  jsonb_build_object('via', '" via "', 'departments',"                                        \
+    "   jsonb_agg(jsonb_build_object('department', department_code, 'role', role)"                 \
+    "    ORDER BY id))"                                                                            \
+    " FROM d GROUP BY case_id ORDER BY case_id"                                                    \
+    " RETURNING case_id, jsonb_array_length(data->'departments')"
 
-/* The same, for whatever is waiting, in the same lock order: the cases of
- * the oldest undelivered assignments first, skipping any another writer
- * holds (the next pass takes them), then their assignments, which nobody
- * else stamps without holding the case. Up to $1 assignments pick the
- * cases; a case brings all its undelivered ones. */
+/* The cases the bus brought at once, in one statement and one commit; only
+ * those with something to deliver are locked. A case listed twice is locked
+ * once: one event. */
+static const char s_mark_cases_sql[] =
+    "WITH c AS (SELECT id FROM cases WHERE id = ANY ($1::bigint[])"
+    " AND EXISTS (" S_UNDELIVERED("cases.id") ")"
+    " ORDER BY id FOR NO KEY UPDATE)," S_DELIVER_LOCKED("bus");
+
+/* Whatever is waiting: the cases of the oldest $1 undelivered assignments,
+ * skipping any another writer holds (the next pass takes them). */
 static const char s_catchup_sql[] =
-    "WITH c AS ("
-    " SELECT id FROM cases WHERE id IN (SELECT case_id FROM assignments"
-    "  WHERE delivered_at IS NULL ORDER BY id LIMIT $1::int)"
-    " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED),"
-    " todo AS ("
-    " SELECT a.id FROM assignments a JOIN c ON c.id = a.case_id"
-    " WHERE a.delivered_at IS NULL"
-    " ORDER BY a.case_id, a.id FOR UPDATE OF a),"
-    " d AS ("
-    " UPDATE assignments a SET delivered_at = now() FROM todo WHERE a.id = todo.id"
-    " RETURNING a.id, a.case_id, a.department_code, a.role)"
-    " INSERT INTO case_events (case_id, actor, type, data)"
-    " SELECT case_id, 'fenbo-worker', 'delivered',"
-    "  jsonb_build_object('via', 'catchup', 'departments',"
-    "   jsonb_agg(jsonb_build_object('department', department_code, 'role', role)"
-    "    ORDER BY id))"
-    " FROM d GROUP BY case_id ORDER BY case_id"
-    " RETURNING jsonb_array_length(data->'departments')";
+    "WITH c AS (SELECT id FROM cases WHERE id IN (SELECT case_id FROM assignments"
+    "  WHERE delivered_at IS NULL ORDER BY case_id, id LIMIT $1::int)"
+    " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED)," S_DELIVER_LOCKED("catchup");
+// clang-format on
 
 /* Runs sql with its one text parameter; the rows are the caller's. */
 static PGresult *run(PGconn *db, const char *sql, const char *param) {
@@ -137,7 +129,7 @@ int fb_delivery_catchup_batch(PGconn *db, int batch, int *delivered) {
         return FB_EDB;
     /* One row per case: the assignments delivered in it. */
     for (int i = 0; i < PQntuples(r); i++)
-        *delivered += atoi(PQgetvalue(r, i, 0));
+        *delivered += atoi(PQgetvalue(r, i, 1));
     PQclear(r);
     return 0;
 }
