@@ -120,6 +120,9 @@ static const s_option_t s_options[] = {
         "(0: no hotspot alerts)"),
     OPT("worker", "hotspot_window_min", T_INT, worker_hotspot_window_min, 1, 10080, "120", true,
         "the hotspot window, in minutes"),
+    OPT("worker", "hotspot_every_s", T_INT, worker_hotspot_every_s, 1, 3600, "60", true,
+        "how often a worker looks for new hotspots, in seconds; each look reads the window's "
+        "petitions, so it costs more the busier the hotline"),
     OPT("worker", "retention_days", T_INT, worker_retention_days, 0, 36500, "365", true,
         "days after a case closed until its residents' names, phones and identifiers are "
         "anonymised (0: never)"),

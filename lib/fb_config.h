@@ -64,6 +64,7 @@ typedef struct fb_config {
     int worker_callback_days;
     int worker_hotspot_threshold;
     int worker_hotspot_window_min;
+    int worker_hotspot_every_s;
     /* [worker] personal data (workers/retention.c) */
     int worker_retention_days;
 } fb_config_t;

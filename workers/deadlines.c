@@ -25,7 +25,6 @@
 #define CALENDAR_RELOAD_MS UINT64_C(60000)
 /* Hotspots are looked for at most this often: their windows are minutes to
  * hours long, and the look reads a day of petitions. */
-#define HOTSPOT_EVERY_MS UINT64_C(5000)
 /* A full sweep (every waiting case, every open task) this often and when
  * the worker starts; recent sweeps in between look back to the start of the
  * previous sweep and this margin further. */
@@ -518,7 +517,8 @@ static int phase_batch(fb_timers_t *t, PGconn *db, bool *through) {
                                    SWEEP_BATCH, &t->ccur, &scanned, &done);
         t->m.callbacks[step] += (uint64_t)done;
         *through = scanned < SWEEP_BATCH;
-    } else if (t->full || fb_mono_ms() - t->hotspot_ms >= HOTSPOT_EVERY_MS) {
+    } else if (t->full ||
+               fb_mono_ms() - t->hotspot_ms >= (uint64_t)cfg->worker_hotspot_every_s * 1000) {
         /* A full sweep looks a day back; a recent one the window and the
          * time since the last look, and a minute more. */
         int win = cfg->worker_hotspot_window_min, grown = 0;
@@ -622,6 +622,7 @@ void fb_timers_reload(fb_timers_t *t, const fb_config_t *cfg) {
     c->worker_callback_days = cfg->worker_callback_days;
     c->worker_hotspot_threshold = cfg->worker_hotspot_threshold;
     c->worker_hotspot_window_min = cfg->worker_hotspot_window_min;
+    c->worker_hotspot_every_s = cfg->worker_hotspot_every_s;
     if (interval_changed) {
         uv_timer_set_repeat(&t->timer, interval_ms(t));
         uv_timer_again(&t->timer);
@@ -635,10 +636,11 @@ void fb_timers_reload(fb_timers_t *t, const fb_config_t *cfg) {
         fb_timers_kick(t);
     fb_log(FB_LOG_INFO,
            "event=timers_reloaded timers_s=%d reminder_accept_min=%d reminder_reply_min=%d"
-           " escalate_after_h=%d callback_days=%d hotspot_threshold=%d hotspot_window_min=%d",
+           " escalate_after_h=%d callback_days=%d hotspot_threshold=%d hotspot_window_min=%d"
+           " hotspot_every_s=%d",
            c->worker_timers_s, c->worker_reminder_accept_min, c->worker_reminder_reply_min,
            c->worker_escalate_after_h, c->worker_callback_days, c->worker_hotspot_threshold,
-           c->worker_hotspot_window_min);
+           c->worker_hotspot_window_min, c->worker_hotspot_every_s);
 }
 
 /* snprintf into out + *n, advancing *n; false when it did not fit. */

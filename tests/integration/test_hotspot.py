@@ -53,7 +53,8 @@ def located(no, text, category, lat, lng, minutes_ago=0):
 
 
 def run():
-    settings = {"worker": {"timers_s": 1, "hotspot_threshold": 5, "hotspot_window_min": 120}}
+    settings = {"worker": {"timers_s": 1, "hotspot_threshold": 5, "hotspot_window_min": 120,
+                           "hotspot_every_s": 5}}
     with Cluster("hotspot", settings=settings) as c:
         ck = Checks()
         (port2,) = free_ports(1)
