@@ -15,6 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The text comparison is what costs: a petition is compared with the
+ * nearest S_NEAREST_CASES open cases only, and with the first
+ * S_PETITIONS_PER_CASE petitions of each, so that a place where hundreds of
+ * cases are open (a flood, a load test) costs no more per petition than a
+ * quiet one. */
+#define S_NEAREST_CASES      "32"
+#define S_PETITIONS_PER_CASE "8"
+
 static const char *const s_sql =
     "WITH g AS MATERIALIZED ("
     "  SELECT x.*, ST_SetSRID(ST_MakePoint(x.lng, x.lat), 4326) AS pt,"
@@ -22,16 +30,19 @@ static const char *const s_sql =
     "  FROM json_to_recordset($1::json) AS x(i integer, lat float8, lng float8, category text,"
     "    content_norm text, received_at timestamptz)) "
     "SELECT 'case', g.i, m.id, m.department_code FROM g CROSS JOIN LATERAL ("
-    "  SELECT c.id, c.department_code FROM cases c"
-    "  WHERE c.category = g.category"
-    "    AND c.status IN ('manual', 'dispatched', 'accepted', 'returned', 'reopened')"
-    "    AND c.created_at >= g.received_at - make_interval(hours => $2::integer)"
-    "    AND c.location && ST_Expand(g.pt, $3::float8 / 50000.0)"
-    "    AND ST_DWithin(c.location::geography, g.pt::geography, $3::float8)"
-    "    AND (SELECT max(similarity(fenbo_dedup_text(p.content_norm), g.dedup_text))"
-    "         FROM petitions p"
-    "         WHERE p.case_id = c.id) >= $4::float4"
-    "  ORDER BY ST_Distance(c.location::geography, g.pt::geography), c.id LIMIT 1) m "
+    "  SELECT n.id, n.department_code FROM ("
+    "    SELECT c.id, c.department_code,"
+    "      ST_Distance(c.location::geography, g.pt::geography) AS dist FROM cases c"
+    "    WHERE c.category = g.category"
+    "      AND c.status IN ('manual', 'dispatched', 'accepted', 'returned', 'reopened')"
+    "      AND c.created_at >= g.received_at - make_interval(hours => $2::integer)"
+    "      AND c.location && ST_Expand(g.pt, $3::float8 / 50000.0)"
+    "      AND ST_DWithin(c.location::geography, g.pt::geography, $3::float8)"
+    "    ORDER BY dist, c.id LIMIT " S_NEAREST_CASES ") n"
+    "  WHERE (SELECT max(similarity(fenbo_dedup_text(p.content_norm), g.dedup_text))"
+    "         FROM (SELECT p.content_norm FROM petitions p WHERE p.case_id = n.id"
+    "               ORDER BY p.id LIMIT " S_PETITIONS_PER_CASE ") p) >= $4::float4"
+    "  ORDER BY n.dist, n.id LIMIT 1) m "
     "UNION ALL "
     "SELECT 'item', n.ai, n.bi, NULL FROM ("
     "  SELECT a.i AS ai, b.i AS bi, a.pt AS apt, b.pt AS bpt, a.dedup_text AS at,"
