@@ -229,13 +229,16 @@ static void on_zpoll(uv_poll_t *p, int status, int events) {
  * petitions first: resending those only floods its queue with duplicates.
  * A petition is resent when it never left, when petitions sent well after it
  * were acknowledged already (it was lost, e.g. in a dispatcher that died),
- * or when the dispatchers went silent. How long it has waited is no sign:
- * under a backlog of minutes every petition waits that long, and resending
- * them all once slowed the dispatcher to a third of its rate. */
+ * or when the dispatchers have been silent for resend_max_ms: a dispatcher
+ * in the middle of a long transaction under load is not silent for long, and
+ * resending everything after a one-second pause flooded it with copies. How
+ * long a petition has waited is no sign either: under a backlog of minutes
+ * every petition waits that long. */
 static bool presumed_lost(const intake_t *in, const s_unacked_t *u, uint64_t now) {
     uint64_t grace = (uint64_t)in->cfg.intake_resend_ms;
+    uint64_t silence = (uint64_t)in->cfg.intake_resend_max_ms;
     return u->sent_ms == 0 || in->last_acked_sent_ms > u->sent_ms + grace ||
-           (now - in->last_ack_ms > grace && now - u->sent_ms > grace);
+           (now - in->last_ack_ms > silence && now - u->sent_ms > grace);
 }
 
 static void on_resend(uv_timer_t *t) {
