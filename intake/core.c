@@ -315,7 +315,11 @@ static void on_flush(uv_check_t *c) {
                 }
                 free(data);
             }
-            unacked_push(in, seq, now + (uint64_t)in->cfg.intake_resend_ms, sent_ms);
+            /* One the bus had no room for goes with the next resend tick,
+             * not after resend_ms: under load the bus is often full, and
+             * waiting a second left the dispatcher idle. */
+            unacked_push(in, seq, sent_ms ? now + (uint64_t)in->cfg.intake_resend_ms : now,
+                         sent_ms);
         }
     }
     in->ntosend = 0;
