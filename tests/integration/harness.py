@@ -557,6 +557,12 @@ class Cluster:
 
     # ---- waiting ---------------------------------------------------------
 
+    def wait_dispatched(self, n, timeout):
+        """Until exactly n petitions are stored with their case."""
+        return self.wait_until(lambda: self.sql_value(
+            "SELECT count(*) FROM petitions WHERE case_id IS NOT NULL") == n,
+            timeout, "%d petitions stored with a case" % n)
+
     def wait_until(self, predicate, timeout, what="condition", interval=0.2):
         """Calls predicate until it returns a true value (which is returned);
         raises HarnessError naming `what` after timeout seconds."""

@@ -180,9 +180,7 @@ def setup_data(c, ck):
         ck.check(st == 202, "order %s: %s %r" % (order["order_no"], st, body))
         if st == 202:
             sent.append((body["tracking_no"], order))
-    c.wait_until(lambda: c.sql_value(
-        "SELECT count(*) FROM petitions WHERE case_id IS NOT NULL") == len(sent),
-        90, "%d petitions dispatched" % len(sent))
+    c.wait_dispatched(len(sent), 90)
 
     # Recent cases first: their deadlines are still ahead, so signing for
     # them is on time.

@@ -70,9 +70,7 @@ def run():
         other = hotline(c, 4, "江城路12号门口水管爆裂，路面积水", LAT, LNG, category="020101")
         ck.check(far[0] == 202 and other[0] == 202, "far/other: %r %r" % (far, other))
 
-        c.wait_until(lambda: c.sql_value(
-            "SELECT count(*) FROM petitions WHERE case_id IS NOT NULL") == 7, 30,
-            "7 petitions stored and linked")
+        c.wait_dispatched(7, 30)
         cases = c.sql_value("SELECT count(DISTINCT case_id) FROM petitions WHERE tracking_no = "
                             "ANY (string_to_array(:'t', ','))", t=",".join(numbers))
         ck.check(cases == 1, "the five burst-pipe reports: expected one case, got %s" % cases)

@@ -53,9 +53,7 @@ def run():
         ck.check(st6 == 202 and isinstance(b6, dict) and b6.get("tracking_no") not in (tn, tn5),
                  "a third order_no: expected 202 with a new tracking_no, got %s %r" % (st6, b6))
 
-        c.wait_until(lambda: c.sql_value(
-            "SELECT count(*) FROM petitions WHERE case_id IS NOT NULL") == 3,
-            30, "3 petitions stored")
+        c.wait_dispatched(3, 30)
         rows = c.sql("SELECT idem_key, tracking_no FROM petitions ORDER BY idem_key")
         ck.check(len(rows) == 3, "expected exactly 3 petition rows, found %r" % rows)
         by_key = {r["idem_key"]: r["tracking_no"] for r in rows}

@@ -359,9 +359,7 @@ def run():
         for f in wanted:
             st, body = c.post_order(f["order"])
             ck.check(st == 202, "order %s: %s %r" % (f["order"]["order_no"], st, body))
-        c.wait_until(lambda: c.sql_value(
-            "SELECT count(*) FROM petitions WHERE case_id IS NOT NULL") == len(wanted),
-            60, "%d petitions dispatched" % len(wanted))
+        c.wait_dispatched(len(wanted), 60)
         # The worker's jobs run under row security too: every assignment delivered.
         c.wait_until(lambda: c.sql_value(
             "SELECT count(*) FROM assignments WHERE delivered_at IS NULL") == 0,

@@ -68,9 +68,7 @@ def run():
         for f in wanted:
             st, body = c.post_order(f["order"])
             ck.check(st == 202, "order %s: %s %r" % (f["order"]["order_no"], st, body))
-        c.wait_until(lambda: c.sql_value(
-            "SELECT count(*) FROM petitions WHERE case_id IS NOT NULL") == len(wanted),
-            60, "%d petitions dispatched" % len(wanted))
+        c.wait_dispatched(len(wanted), 60)
 
         cases = c.sql("SELECT c.id, c.department_code, c.status,"
                       " array(SELECT DISTINCT department_code FROM assignments a"
@@ -217,9 +215,7 @@ def burst_delivery():
                 answers = list(pool.map(c.post_order, orders))
             ck.check(all(st == 202 for st, _ in answers),
                      "burst orders: %s" % Counter(st for st, _ in answers))
-            c.wait_until(lambda: c.sql_value(
-                "SELECT count(*) FROM petitions WHERE case_id IS NOT NULL") == len(orders) + 1,
-                120, "%d petitions dispatched" % len(orders))
+            c.wait_dispatched(len(orders) + 1, 120)
         finally:
             worker.proc.send_signal(signal.SIGCONT)
         c.wait_until(lambda: c.sql_value(
