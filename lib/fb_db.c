@@ -53,6 +53,20 @@ int fb_db_exec(PGconn *db, const char *sql, int nparams, const char *const *para
     return rc;
 }
 
+PGresult *fb_db_exec_prepared(PGconn *db, const char *name, const char *sql, int nparams,
+                              const char *const *params) {
+    PGresult *r = PQexecPrepared(db, name, nparams, params, NULL, NULL, 0);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (!state || strcmp(state, "26000") != 0) /* invalid_sql_statement_name */
+        return r;
+    PQclear(r);
+    r = PQprepare(db, name, sql, nparams, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return r;
+    PQclear(r);
+    return PQexecPrepared(db, name, nparams, params, NULL, NULL, 0);
+}
+
 int fb_db_query_json(PGconn *db, const char *sql, int nparams, const char *const *params,
                      json_t **out) {
     *out = NULL;

@@ -15,6 +15,13 @@ int fb_db_connect(const char *conninfo, PGconn **out);
 int fb_db_connect_timeout(const char *conninfo, int timeout_s, PGconn **out);
 /* Runs a command expecting no rows; logs and returns FB_EDB on error. */
 int fb_db_exec(PGconn *db, const char *sql, int nparams, const char *const *params);
+/* Runs the statement prepared as `name` on this connection, preparing it
+ * from sql first when the server does not know the name (the first call, or
+ * a new connection): a statement run often is planned once per connection,
+ * not on every call. The result is the caller's (PQclear); NULL only when
+ * out of memory. */
+PGresult *fb_db_exec_prepared(PGconn *db, const char *name, const char *sql, int nparams,
+                              const char *const *params);
 /* Runs a query whose single row and column is JSON text (e.g. json_agg(…))
  * and parses it; NULL becomes an empty array. *out is the caller's. */
 int fb_db_query_json(PGconn *db, const char *sql, int nparams, const char *const *params,

@@ -61,10 +61,12 @@ static const char s_catchup_sql[] =
     " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED)," S_DELIVER_LOCKED("catchup");
 // clang-format on
 
-/* Runs sql with its one text parameter; the rows are the caller's. */
-static PGresult *run(PGconn *db, const char *sql, const char *param) {
+/* Runs sql, prepared as name, with its one text parameter; the rows are the
+ * caller's. Planning either statement (row security makes them large) cost
+ * more than running it for a few cases. */
+static PGresult *run(PGconn *db, const char *name, const char *sql, const char *param) {
     const char *params[] = {param};
-    PGresult *r = PQexecParams(db, sql, 1, NULL, params, NULL, NULL, 0);
+    PGresult *r = fb_db_exec_prepared(db, name, sql, 1, params);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         fb_log(FB_LOG_WARN, "event=db_error op=deliver error=\"%s\"", fb_db_error(db));
         PQclear(r);
@@ -98,7 +100,7 @@ int fb_delivery_mark_cases(PGconn *db, const int64_t *case_ids, size_t n, int *d
     if (!ids)
         goto fail;
     rc = FB_EDB;
-    r = run(db, s_mark_cases_sql, ids);
+    r = run(db, "delivery_mark", s_mark_cases_sql, ids);
     if (!r)
         goto fail;
     /* One row per case that got an event; its count goes to the case's first
@@ -124,7 +126,7 @@ int fb_delivery_catchup_batch(PGconn *db, int batch, int *delivered) {
     char n[16];
     snprintf(n, sizeof n, "%d", batch);
     *delivered = 0;
-    PGresult *r = run(db, s_catchup_sql, n);
+    PGresult *r = run(db, "delivery_catchup", s_catchup_sql, n);
     if (!r)
         return FB_EDB;
     /* One row per case: the assignments delivered in it. */

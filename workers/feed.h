@@ -6,8 +6,9 @@
  *
  * Messages of any other shape or version are logged (event=bus_bad_message)
  * and dropped. Losing one is harmless: the catch-up pass finds the
- * assignment in PostgreSQL. The events read in one loop turn (a few hundred
- * at most) are delivered together, in one transaction (delivery.h). */
+ * assignment in PostgreSQL. Events are delivered together, in one
+ * transaction (delivery.h): those read in one loop turn, and under load
+ * those of up to 20 ms (a few hundred at most). */
 #ifndef FB_FEED_H
 #define FB_FEED_H
 
