@@ -1,6 +1,8 @@
 /* batch.c — the dispatcher's transaction. Each statement carries the whole
- * batch as one JSON parameter, so a batch of a thousand petitions costs five
- * round trips (BEGIN, petitions, duplicates, cases, COMMIT), not thousands. */
+ * batch as one JSON parameter, so a batch of a thousand petitions costs three
+ * round trips, not thousands: BEGIN with the petitions, the duplicate search,
+ * and the cases with COMMIT (libpq's pipeline mode sends each pair at
+ * once). */
 #include "batch.h"
 #include "dedup.h"
 #include "fb_common.h"
@@ -171,9 +173,10 @@ static json_t *cases_json(const router_t *rt, batch_item_t *items, size_t n) {
 }
 
 int batch_prepare(PGconn *db) {
-    /* Generic plans of these statements know nothing of the batch (a JSON
-     * document) and turned out several times slower: plan each execution. */
-    if (fb_db_exec(db, "SET plan_cache_mode = force_custom_plan", 0, NULL) != 0)
+    /* A plan of these statements cannot depend on the batch (one JSON
+     * document), and planning each anew (about half a millisecond) was a
+     * large part of a small batch's cost: plan them once. */
+    if (fb_db_exec(db, "SET plan_cache_mode = force_generic_plan", 0, NULL) != 0)
         return FB_EDB;
     /* JIT compiling these statements took 33 ms of a 34 ms duplicate search
      * for two petitions: far more than it ever saves on a batch. */
@@ -198,22 +201,60 @@ int batch_prepare(PGconn *db) {
     return dedup_prepare(db);
 }
 
-/* Runs the prepared statement `name` with the batch as its one parameter. */
-static int exec_json(PGconn *db, const char *name, json_t *param, PGresult **res) {
-    char *s = json_dumps(param, JSON_COMPACT);
+/* Sends a bare command (BEGIN, COMMIT), then the prepared statement `name`
+ * with the batch as its one parameter, or the other way round, in one round
+ * trip, and reads their results: the statement's rows into *res. A failure
+ * of the first aborts the second. The connection leaves pipeline mode
+ * unless it broke (the caller then drops it). */
+static int exec_pair(PGconn *db, const char *before, const char *name, json_t *param,
+                     const char *after, PGresult **res) {
+    *res = NULL;
+    char *s = param ? json_dumps(param, JSON_COMPACT) : NULL;
     json_decref(param);
-    if (!s)
+    if (param && !s)
         return FB_ENOMEM;
     const char *params[1] = {s};
-    *res = PQexecPrepared(db, name, 1, params, NULL, NULL, 0);
+    const char *cmds[2] = {before, after};
+    bool sent = PQenterPipelineMode(db) == 1;
+    for (int k = 0; k < 2 && sent; k++) {
+        if (cmds[k])
+            sent = PQsendQueryParams(db, cmds[k], 0, NULL, NULL, NULL, NULL, 0) == 1;
+        if (k == 0 && name && sent)
+            sent = PQsendQueryPrepared(db, name, 1, params, NULL, NULL, 0) == 1;
+    }
+    sent = sent && PQpipelineSync(db) == 1;
     free(s);
-    if (PQresultStatus(*res) != PGRES_TUPLES_OK) {
+    int rc = sent ? 0 : FB_EDB;
+    int queries = sent ? (before != NULL) + (name != NULL) + (after != NULL) : 0;
+    for (int q = 0; q < queries; q++) {
+        PGresult *r = PQgetResult(db);
+        if (!r && PQstatus(db) != CONNECTION_OK) {
+            rc = FB_EDB; /* no result at all: the connection is gone */
+            break;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_TUPLES_OK && !*res) {
+            *res = r;
+            r = NULL;
+        } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && !rc) {
+            rc = FB_EDB;
+            fb_log(FB_LOG_WARN, "event=batch_statement_failed error=\"%s\"",
+                   r ? PQresultErrorMessage(r) : fb_db_error(db));
+        }
+        PQclear(r);
+        PQclear(PQgetResult(db)); /* the NULL that ends each query's results */
+    }
+    if (sent && PQstatus(db) == CONNECTION_OK)
+        PQclear(PQgetResult(db)); /* PGRES_PIPELINE_SYNC */
+    if (PQexitPipelineMode(db) != 1 && !rc)
+        rc = FB_EDB;
+    if (!sent)
         fb_log(FB_LOG_WARN, "event=batch_statement_failed error=\"%s\"", fb_db_error(db));
+    if (rc) {
         PQclear(*res);
         *res = NULL;
-        return FB_EDB;
     }
-    return 0;
+    return rc;
 }
 
 int batch_commit(PGconn *db, const router_t *rt, const dedup_opts_t *dd, batch_item_t *items,
@@ -225,11 +266,9 @@ int batch_commit(PGconn *db, const router_t *rt, const dedup_opts_t *dd, batch_i
         return FB_ENOMEM;
     for (size_t i = 0; i < n; i++)
         fb_map_put(by_tracking, items[i].p->tracking_no, &items[i], NULL);
-    int64_t t0 = fb_now_us(), t1 = 0, t2 = 0, t3 = 0;
-    int rc = fb_db_exec(db, "BEGIN", 0, NULL);
+    int64_t t0 = fb_now_us(), t1 = 0, t2 = 0;
+    int rc = exec_pair(db, "BEGIN", "insert_petitions", petitions_json(items, n), NULL, &r);
     if (rc)
-        goto fail;
-    if ((rc = exec_json(db, "insert_petitions", petitions_json(items, n), &r)) != 0)
         goto fail;
     for (int i = 0; i < PQntuples(r); i++) {
         batch_item_t *it = fb_map_get(by_tracking, PQgetvalue(r, i, 0));
@@ -244,39 +283,30 @@ int batch_commit(PGconn *db, const router_t *rt, const dedup_opts_t *dd, batch_i
     PQclear(r);
     r = NULL;
     t1 = fb_now_us();
-    /* The plans of the statements below do not depend on the batch, and
-     * planning them anew (about half a millisecond each) was a large part of
-     * a small batch's cost: their cached generic plans, for this
-     * transaction. */
-    if (fresh && (rc = fb_db_exec(db, "SET LOCAL plan_cache_mode = force_generic_plan", 0, NULL)))
-        goto fail;
     if (fresh && (rc = dedup_find(db, dd, items, n)) != 0)
         goto fail;
     t2 = fb_now_us();
-    if (fresh) {
-        if ((rc = exec_json(db, "insert_cases", cases_json(rt, items, n), &r)) != 0)
-            goto fail;
-        for (int i = 0; i < PQntuples(r); i++) {
-            size_t k = (size_t)strtoull(PQgetvalue(r, i, 0), NULL, 10);
-            if (k < n)
-                items[k].case_id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
-        }
-        PQclear(r);
-        r = NULL;
-    }
-    t3 = fb_now_us();
-    if ((rc = fb_db_exec(db, "COMMIT", 0, NULL)) != 0)
+    rc = exec_pair(db, NULL, fresh ? "insert_cases" : NULL, fresh ? cases_json(rt, items, n) : NULL,
+                   "COMMIT", &r);
+    if (rc)
         goto fail;
+    for (int i = 0; r && i < PQntuples(r); i++) {
+        size_t k = (size_t)strtoull(PQgetvalue(r, i, 0), NULL, 10);
+        if (k < n)
+            items[k].case_id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+    }
+    PQclear(r);
+    r = NULL;
     fb_log(FB_LOG_DEBUG,
            "event=batch_timing petitions=%zu new=%zu store_us=%" PRId64 " dedup_us=%" PRId64
-           " cases_us=%" PRId64 " commit_us=%" PRId64,
-           n, fresh, t1 - t0, t2 - t1, t3 - t2, fb_now_us() - t3);
+           " cases_commit_us=%" PRId64,
+           n, fresh, t1 - t0, t2 - t1, fb_now_us() - t2);
     fb_map_destroy(&by_tracking, NULL);
     return 0;
 fail:
     PQclear(r);
     fb_map_destroy(&by_tracking, NULL);
-    if (PQstatus(db) == CONNECTION_OK)
+    if (PQstatus(db) == CONNECTION_OK && PQpipelineStatus(db) == PQ_PIPELINE_OFF)
         fb_db_exec(db, "ROLLBACK", 0, NULL);
     for (size_t i = 0; i < n; i++) {
         items[i].is_new = false;

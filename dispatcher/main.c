@@ -4,7 +4,8 @@
  * assignments (PUB, topic = department code, "@manual" for the manual queue).
  *
  * Batches grow with the load: the dispatcher takes whatever has arrived (up to
- * batch_max) and waits at most batch_wait_ms for more, so a lone petition is
+ * batch_max) — what came while the last batch was being committed — and, if
+ * batch_wait_ms is set, waits that long for more; so a lone petition is
  * stored at once and a flood is stored a thousand per COMMIT. Rules reload on
  * NOTIFY fenbo_rules, without a restart. */
 #include "batch.h"
@@ -152,7 +153,7 @@ static void flush_batch(dispatcher_t *d) {
         d->failures++;
         fb_log(FB_LOG_WARN, "event=batch_failed petitions=%zu error=\"%s\"", d->n,
                fb_db_error(d->db));
-        if (PQstatus(d->db) != CONNECTION_OK)
+        if (PQstatus(d->db) != CONNECTION_OK || PQpipelineStatus(d->db) != PQ_PIPELINE_OFF)
             db_drop(d);
     } else {
         d->batches++;

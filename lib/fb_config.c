@@ -89,8 +89,9 @@ static const s_option_t s_options[] = {
         false, "the Open311 jurisdiction_id this server answers for"),
     OPT("dispatcher", "batch_max", T_INT, dispatch_batch_max, 1, 100000, "1000", true,
         "petitions per transaction at most"),
-    OPT("dispatcher", "batch_wait_ms", T_INT, dispatch_batch_wait_ms, 0, 10000, "2", true,
-        "how long a batch waits for more petitions, in ms"),
+    OPT("dispatcher", "batch_wait_ms", T_INT, dispatch_batch_wait_ms, 0, 10000, "0", true,
+        "how long a batch waits for more petitions, in ms (0: a batch is what arrived during "
+        "the last commit)"),
     OPT("dispatcher", "dedup_radius_m", T_INT, dedup_radius_m, 0, 10000, "50", true,
         "a new petition this close to an open case of its category may join it (0: never)"),
     OPT("dispatcher", "dedup_window_h", T_INT, dedup_window_h, 1, 24 * 365, "24", true,
