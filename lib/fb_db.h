@@ -18,8 +18,9 @@ int fb_db_exec(PGconn *db, const char *sql, int nparams, const char *const *para
 /* Runs the statement prepared as `name` on this connection, preparing it
  * from sql first when the server does not know the name (the first call, or
  * a new connection): a statement run often is planned once per connection,
- * not on every call. The result is the caller's (PQclear); NULL only when
- * out of memory. */
+ * not on every call. Outside a transaction block only: inside one, the
+ * failed first attempt would abort the transaction. The result is the
+ * caller's (PQclear); NULL only when out of memory. */
 PGresult *fb_db_exec_prepared(PGconn *db, const char *name, const char *sql, int nparams,
                               const char *const *params);
 /* Runs a query whose single row and column is JSON text (e.g. json_agg(…))

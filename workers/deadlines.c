@@ -21,6 +21,9 @@
  * audit chain (0006_audit) until the statement commits: a few hundred at a
  * time stay well inside PostgreSQL's lock table. */
 #define SWEEP_BATCH 200
+/* Hotspot petitions noted on their cases per transaction: each holds its
+ * cases locked for a few tens of milliseconds. */
+#define NOTE_BATCH 1000
 /* The calendar is read again this often (it changes a few times a year). */
 #define CALENDAR_RELOAD_MS UINT64_C(60000)
 /* Hotspots are looked for at most this often: their windows are minutes to
@@ -401,10 +404,11 @@ typedef struct {
 } s_metrics_t;
 
 /* A sweep goes through these phases: the timer actions (in their order),
- * the callback steps (in theirs), the hotspots. */
+ * the callback steps (in theirs), the hotspots, their case events. */
 enum {
     PHASE_CALLBACKS = FB_TIMER_ACTION_COUNT,
     PHASE_HOTSPOTS = PHASE_CALLBACKS + FB_CALLBACK_STEP_COUNT,
+    PHASE_HOTSPOT_NOTES,
     PHASE_COUNT
 };
 
@@ -517,6 +521,10 @@ static int phase_batch(fb_timers_t *t, PGconn *db, bool *through) {
                                    SWEEP_BATCH, &t->ccur, &scanned, &done);
         t->m.callbacks[step] += (uint64_t)done;
         *through = scanned < SWEEP_BATCH;
+    } else if (t->phase == PHASE_HOTSPOT_NOTES) {
+        rc = fb_hotspot_note(db, NOTE_BATCH, &scanned, &done);
+        *through = scanned < NOTE_BATCH;
+        done = 0; /* the log line counts alerts, not their events */
     } else if (t->full ||
                fb_mono_ms() - t->hotspot_ms >= (uint64_t)cfg->worker_hotspot_every_s * 1000) {
         /* A full sweep looks a day back; a recent one the window and the

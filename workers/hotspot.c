@@ -33,8 +33,9 @@ int fb_hotspot_lookback_min(int window_min) {
  * which `threshold` petitions fall within a window triggers (trig), and the
  * new alert takes that window's petitions and all later ones of the burst
  * (newp). The street office: the street_office department whose
- * jurisdiction is the longest prefix of the area's code. Each case involved
- * gets one 'hotspot' event per alert.
+ * jurisdiction is the longest prefix of the area's code. The cases involved
+ * get their 'hotspot' events afterwards (s_note_sql): writing them here held
+ * every case of a flood locked for as long as this statement ran.
  *   $1 window (minutes)   $2 threshold   $3 lookback (minutes) */
 static const char s_sweep_sql[] =
     "WITH p AS (SELECT p.id, p.case_id, p.category, p.received_at,"
@@ -89,18 +90,31 @@ static const char s_sweep_sql[] =
     " up AS (UPDATE hotspot_alerts a SET petitions = a.petitions + gg.n,"
     "  first_at = least(a.first_at, gg.lo), last_at = greatest(a.last_at, gg.hi),"
     "  updated_at = now() FROM gg WHERE a.id = gg.target RETURNING a.*),"
-    " touched AS (SELECT 'raised' AS what, na.* FROM na UNION ALL SELECT 'grew', up.* FROM up),"
-    " ev AS (INSERT INTO case_events (case_id, actor, type, data)"
-    " SELECT c.case_id, 'fenbo-worker', 'hotspot', jsonb_build_object('alert_id', t.id,"
-    "  'category', t.category, 'region_code', t.region_code, 'department', t.department_code,"
-    "  'petitions', t.petitions, 'window_min', t.window_min)"
-    " FROM (SELECT DISTINCT alert_id, case_id FROM x WHERE case_id IS NOT NULL) c"
-    " JOIN touched t ON t.id = c.alert_id"
-    " WHERE NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.case_id"
-    "  AND e.type = 'hotspot' AND e.data->>'alert_id' = t.id::text)"
-    " ORDER BY c.case_id, t.id RETURNING id)"
+    " touched AS (SELECT 'raised' AS what, na.* FROM na UNION ALL SELECT 'grew', up.* FROM up)"
     " SELECT what, id, category, region_code, coalesce(department_code, '-'), petitions,"
     "  first_at, last_at FROM touched ORDER BY id";
+
+/* The 'hotspot' events of up to $1 linked petitions not yet noted: one per
+ * case and alert, unless the case has it already (a second petition of the
+ * case, noted in an earlier batch), appended in case order like every writer
+ * of several cases' events. The petitions are marked noted in the same
+ * statement, so an event is written once whatever fails. */
+static const char s_note_sql[] =
+    "WITH t AS MATERIALIZED (SELECT h.petition_id, h.alert_id, p.case_id"
+    "  FROM hotspot_petitions h JOIN petitions p ON p.id = h.petition_id"
+    "  WHERE h.noted_at IS NULL ORDER BY h.petition_id LIMIT $1::int),"
+    " m AS (UPDATE hotspot_petitions h SET noted_at = now() FROM t"
+    "  WHERE h.petition_id = t.petition_id RETURNING h.petition_id),"
+    " ev AS (INSERT INTO case_events (case_id, actor, type, data)"
+    " SELECT c.case_id, 'fenbo-worker', 'hotspot', jsonb_build_object('alert_id', a.id,"
+    "  'category', a.category, 'region_code', a.region_code, 'department', a.department_code,"
+    "  'petitions', a.petitions, 'window_min', a.window_min)"
+    " FROM (SELECT DISTINCT alert_id, case_id FROM t WHERE case_id IS NOT NULL) c"
+    " JOIN hotspot_alerts a ON a.id = c.alert_id"
+    " WHERE NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.case_id"
+    "  AND e.type = 'hotspot' AND e.data->>'alert_id' = a.id::text)"
+    " ORDER BY c.case_id, a.id RETURNING id)"
+    " SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM ev)";
 
 static int exec_simple(PGconn *db, const char *sql) {
     PGresult *r = PQexec(db, sql);
@@ -121,6 +135,24 @@ static void log_alerts(PGresult *r, int window_min) {
                PQgetvalue(r, i, 5), window_min, PQgetvalue(r, i, 6), PQgetvalue(r, i, 7));
 }
 
+/* BEGIN, then the sweeps' advisory lock if free. *locked: it was; when it
+ * was not, the transaction is over (another worker is at it). */
+static int begin_locked(PGconn *db, bool *locked) {
+    *locked = false;
+    if (exec_simple(db, "BEGIN") != 0)
+        return FB_EDB;
+    PGresult *r = PQexec(db, "SELECT pg_try_advisory_xact_lock(" HOTSPOT_LOCK ")");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fb_log(FB_LOG_WARN, "event=db_error op=hotspot_lock error=\"%s\"", fb_db_error(db));
+        PQclear(r);
+        PQclear(PQexec(db, "ROLLBACK"));
+        return FB_EDB;
+    }
+    *locked = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    return *locked ? 0 : exec_simple(db, "COMMIT");
+}
+
 int fb_hotspot_sweep(PGconn *db, int threshold, int window_min, int lookback_min, int *raised,
                      int *grown) {
     *raised = *grown = 0;
@@ -131,19 +163,11 @@ int fb_hotspot_sweep(PGconn *db, int threshold, int window_min, int lookback_min
     snprintf(thr, sizeof thr, "%d", threshold);
     snprintf(back, sizeof back, "%d", lookback_min);
     const char *params[] = {win, thr, back};
-    if (exec_simple(db, "BEGIN") != 0)
-        return FB_EDB;
-    PGresult *r = PQexec(db, "SELECT pg_try_advisory_xact_lock(" HOTSPOT_LOCK ")");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fb_log(FB_LOG_WARN, "event=db_error op=hotspot_lock error=\"%s\"", fb_db_error(db));
-        goto fail;
-    }
-    bool locked = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    r = NULL;
-    if (!locked)
-        return exec_simple(db, "COMMIT");
-    r = PQexecParams(db, s_sweep_sql, 3, NULL, params, NULL, NULL, 0);
+    bool locked;
+    int rc = begin_locked(db, &locked);
+    if (rc || !locked)
+        return rc;
+    PGresult *r = PQexecParams(db, s_sweep_sql, 3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         fb_log(FB_LOG_WARN, "event=db_error op=hotspot error=\"%s\"", fb_db_error(db));
         goto fail;
@@ -165,6 +189,31 @@ fail:
     if (PQstatus(db) == CONNECTION_OK)
         PQclear(PQexec(db, "ROLLBACK"));
     return FB_EDB;
+}
+
+int fb_hotspot_note(PGconn *db, int batch, int *noted, int *events) {
+    *noted = *events = 0;
+    char n[16];
+    snprintf(n, sizeof n, "%d", batch);
+    const char *params[] = {n};
+    bool locked;
+    /* Under the sweeps' lock: two workers noting the same case at once
+     * would each find it without its event. */
+    int rc = begin_locked(db, &locked);
+    if (rc || !locked)
+        return rc;
+    PGresult *r = PQexecParams(db, s_note_sql, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || exec_simple(db, "COMMIT") != 0) {
+        fb_log(FB_LOG_WARN, "event=db_error op=hotspot_note error=\"%s\"", fb_db_error(db));
+        PQclear(r);
+        if (PQstatus(db) == CONNECTION_OK)
+            PQclear(PQexec(db, "ROLLBACK"));
+        return FB_EDB;
+    }
+    *noted = atoi(PQgetvalue(r, 0, 0));
+    *events = atoi(PQgetvalue(r, 0, 1));
+    PQclear(r);
+    return 0;
 }
 
 /* ---- GET /api/v1/hotspots ------------------------------------------------ */

@@ -6,7 +6,8 @@
  * is raised: a hotspot_alerts row, its petitions in hotspot_petitions, the
  * street office that owns the place (the street_office department whose
  * jurisdiction's region code is the longest prefix of the community's
- * code), a 'hotspot' event on each case involved, and a log line.
+ * code), a 'hotspot' event on each case involved (written just after, a
+ * few hundred petitions per transaction), and a log line.
  * Supervisors, operators and that street office read it at GET
  * /api/v1/hotspots.
  *
@@ -40,6 +41,13 @@ int fb_hotspot_lookback_min(int window_min);
  * petitions. Returns 0 or FB_EDB. */
 int fb_hotspot_sweep(PGconn *db, int threshold, int window_min, int lookback_min, int *raised,
                      int *grown);
+
+/* Writes the 'hotspot' events of up to `batch` petitions the sweeps linked
+ * and did not note yet, in one short transaction (a flood's events in one
+ * held all its cases locked). *noted: petitions noted, fewer than batch when
+ * none is left; *events: events written. Skips, with 0, while another worker
+ * sweeps. Returns 0 or FB_EDB. */
+int fb_hotspot_note(PGconn *db, int batch, int *noted, int *events);
 
 /* GET /api/v1/hotspots — alerts raised or grown in the last `hours` hours
  * (1..720, default 24), newest first, with the category, the community, the
