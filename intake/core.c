@@ -267,7 +267,11 @@ static void on_resend(uv_timer_t *t) {
         if (rc == FB_EAGAIN)
             break; /* the bus is full: try again next tick */
         if (rc == 0) {
-            in->m.resends++;
+            /* One the bus had no room for at first is sent, not resent. */
+            if (u->sent_ms)
+                in->m.resends++;
+            else
+                in->m.sends++;
             sent++;
             u->sent_ms = now;
         }

@@ -117,6 +117,9 @@ def run():
             ck.check({e["case_id"] for e in evs} == cases and len(evs) == len(cases),
                      "hotspot events on %r, want one on each of %r" % (evs, cases))
             ck.check(all(e["data"]["alert_id"] == a["id"] for e in evs), "events %r" % evs)
+            ck.check(c.sql_value("SELECT count(*) FROM hotspot_petitions"
+                                 " WHERE noted_at IS NULL") == 0,
+                     "hotspot petitions whose case was never noted")
 
         # A sixth within the window: the same burst, so the alert grows.
         st, body = c.post_order(located("HS-J5", "江城社区又有人在楼下乱堆旧沙发和床垫",
