@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rows per statement. Each event written takes an advisory lock of the
- * audit chain (0006_audit) until the statement commits: a few hundred at a
- * time stay well inside PostgreSQL's lock table. */
+/* Rows per statement. Each event written locks its case until the
+ * statement commits (the audit chain, 0009_case_locks): a few hundred at a
+ * time keep those locks short. */
 #define SWEEP_BATCH 200
 /* Hotspot petitions noted on their cases per transaction: each holds its
  * cases locked for a few tens of milliseconds. */
