@@ -26,8 +26,10 @@
 #define NOTE_BATCH 1000
 /* The calendar is read again this often (it changes a few times a year). */
 #define CALENDAR_RELOAD_MS UINT64_C(60000)
-/* Hotspots are looked for at most this often: their windows are minutes to
- * hours long, and the look reads a day of petitions. */
+/* A hotspot look reads the window's petitions and those since the last
+ * look; this often (and at the start) a day's, for petitions that reached
+ * the database late (spooled while the dispatcher was away). */
+#define HOTSPOT_DAY_MS UINT64_C(600000)
 /* A full sweep (every waiting case, every open task) this often and when
  * the worker starts; recent sweeps in between look back to the start of the
  * previous sweep and this margin further. */
@@ -428,7 +430,8 @@ struct fb_timers {
     int done[PHASE_COUNT]; /* what this sweep did, for its log line */
     /* Completed sweeps, by fb_mono_ms() of their start (0: none yet). */
     uint64_t last_ms, last_full_ms;
-    uint64_t hotspot_ms; /* of the last hotspot look */
+    uint64_t hotspot_ms;     /* of the last hotspot look */
+    uint64_t hotspot_day_ms; /* of the last one that read a day */
     s_metrics_t m;
 };
 
@@ -525,16 +528,21 @@ static int phase_batch(fb_timers_t *t, PGconn *db, bool *through) {
         rc = fb_hotspot_note(db, NOTE_BATCH, &scanned, &done);
         *through = scanned < NOTE_BATCH;
         done = 0; /* the log line counts alerts, not their events */
-    } else if (t->full ||
+    } else if (t->hotspot_ms == 0 ||
                fb_mono_ms() - t->hotspot_ms >= (uint64_t)cfg->worker_hotspot_every_s * 1000) {
-        /* A full sweep looks a day back; a recent one the window and the
-         * time since the last look, and a minute more. */
+        /* A day back now and then; otherwise the window and the time since
+         * the last look, and a minute more. */
+        uint64_t now = fb_mono_ms();
+        bool day = t->hotspot_day_ms == 0 || now - t->hotspot_day_ms >= HOTSPOT_DAY_MS;
         int win = cfg->worker_hotspot_window_min, grown = 0;
-        int back = t->full ? fb_hotspot_lookback_min(win)
-                           : win + (int)((fb_mono_ms() - t->hotspot_ms) / 60000) + 1;
+        int back =
+            day ? fb_hotspot_lookback_min(win) : win + (int)((now - t->hotspot_ms) / 60000) + 1;
         rc = fb_hotspot_sweep(db, cfg->worker_hotspot_threshold, win, back, &done, &grown);
-        if (rc == 0)
-            t->hotspot_ms = fb_mono_ms();
+        if (rc == 0) {
+            t->hotspot_ms = now;
+            if (day)
+                t->hotspot_day_ms = now;
+        }
         t->m.hotspot_alerts += (uint64_t)done;
         t->m.hotspot_grown += (uint64_t)grown;
     }

@@ -20,9 +20,9 @@
  *
  * One worker at a time sweeps (a transaction advisory lock); the other
  * skips its turn. A sweep looks back `lookback_min` minutes: a day after the
- * worker starts and once a minute (late petitions: intake spooled them while
- * the dispatcher was away), the window and the time since the last sweep in
- * between. */
+ * worker starts and every ten minutes (late petitions: intake spooled them
+ * while the dispatcher was away), the window and the time since the last
+ * sweep in between. */
 #ifndef FB_HOTSPOT_H
 #define FB_HOTSPOT_H
 
