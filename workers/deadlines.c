@@ -525,9 +525,8 @@ static int phase_batch(fb_timers_t *t, PGconn *db, bool *through) {
         t->m.callbacks[step] += (uint64_t)done;
         *through = scanned < SWEEP_BATCH;
     } else if (t->phase == PHASE_HOTSPOT_NOTES) {
-        rc = fb_hotspot_note(db, NOTE_BATCH, &scanned, &done);
+        rc = fb_hotspot_note(db, NOTE_BATCH, &scanned);
         *through = scanned < NOTE_BATCH;
-        done = 0; /* the log line counts alerts, not their events */
     } else if (t->hotspot_ms == 0 ||
                fb_mono_ms() - t->hotspot_ms >= (uint64_t)cfg->worker_hotspot_every_s * 1000) {
         /* A day back now and then; otherwise the window and the time since

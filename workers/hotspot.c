@@ -113,8 +113,8 @@ static const char s_note_sql[] =
     " JOIN hotspot_alerts a ON a.id = c.alert_id"
     " WHERE NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.case_id"
     "  AND e.type = 'hotspot' AND e.data->>'alert_id' = a.id::text)"
-    " ORDER BY c.case_id, a.id RETURNING id)"
-    " SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM ev)";
+    " ORDER BY c.case_id, a.id)"
+    " SELECT count(*) FROM m";
 
 static int exec_simple(PGconn *db, const char *sql) {
     PGresult *r = PQexec(db, sql);
@@ -191,8 +191,8 @@ fail:
     return FB_EDB;
 }
 
-int fb_hotspot_note(PGconn *db, int batch, int *noted, int *events) {
-    *noted = *events = 0;
+int fb_hotspot_note(PGconn *db, int batch, int *noted) {
+    *noted = 0;
     char n[16];
     snprintf(n, sizeof n, "%d", batch);
     const char *params[] = {n};
@@ -211,7 +211,6 @@ int fb_hotspot_note(PGconn *db, int batch, int *noted, int *events) {
         return FB_EDB;
     }
     *noted = atoi(PQgetvalue(r, 0, 0));
-    *events = atoi(PQgetvalue(r, 0, 1));
     PQclear(r);
     return 0;
 }

@@ -45,9 +45,9 @@ int fb_hotspot_sweep(PGconn *db, int threshold, int window_min, int lookback_min
 /* Writes the 'hotspot' events of up to `batch` petitions the sweeps linked
  * and did not note yet, in one short transaction (a flood's events in one
  * held all its cases locked). *noted: petitions noted, fewer than batch when
- * none is left; *events: events written. Skips, with 0, while another worker
- * sweeps. Returns 0 or FB_EDB. */
-int fb_hotspot_note(PGconn *db, int batch, int *noted, int *events);
+ * none is left. Skips, with 0, while another worker sweeps. Returns 0 or
+ * FB_EDB. */
+int fb_hotspot_note(PGconn *db, int batch, int *noted);
 
 /* GET /api/v1/hotspots — alerts raised or grown in the last `hours` hours
  * (1..720, default 24), newest first, with the category, the community, the
