@@ -214,14 +214,13 @@ static int exec_pair(PGconn *db, const char *before, const char *name, json_t *p
     if (param && !s)
         return FB_ENOMEM;
     const char *params[1] = {s};
-    const char *cmds[2] = {before, after};
     bool sent = PQenterPipelineMode(db) == 1;
-    for (int k = 0; k < 2 && sent; k++) {
-        if (cmds[k])
-            sent = PQsendQueryParams(db, cmds[k], 0, NULL, NULL, NULL, NULL, 0) == 1;
-        if (k == 0 && name && sent)
-            sent = PQsendQueryPrepared(db, name, 1, params, NULL, NULL, 0) == 1;
-    }
+    if (sent && before)
+        sent = PQsendQueryParams(db, before, 0, NULL, NULL, NULL, NULL, 0) == 1;
+    if (sent && name)
+        sent = PQsendQueryPrepared(db, name, 1, params, NULL, NULL, 0) == 1;
+    if (sent && after)
+        sent = PQsendQueryParams(db, after, 0, NULL, NULL, NULL, NULL, 0) == 1;
     sent = sent && PQpipelineSync(db) == 1;
     free(s);
     int rc = sent ? 0 : FB_EDB;
