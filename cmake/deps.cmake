@@ -14,3 +14,6 @@ pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib)
 pkg_check_modules(CHECK REQUIRED IMPORTED_TARGET check)
 pkg_check_modules(GMIME REQUIRED IMPORTED_TARGET gmime-3.0)
 pkg_check_modules(EXIF REQUIRED IMPORTED_TARGET libexif)
+# LIBLINEAR (the classifier's trainer) ships no pkg-config file.
+find_path(LIBLINEAR_INCLUDE_DIR linear.h REQUIRED)
+find_library(LIBLINEAR_LIBRARY NAMES linear REQUIRED)

@@ -70,9 +70,12 @@ size_t fb_classifier_classify(const fb_classifier_t *c, const char *text_norm,
 
 /* The k n-grams of text_norm that weighed most for category, heaviest first;
  * returns how many. */
-size_t fb_classifier_explain(const fb_classifier_t *c, const char *text_norm,
-                             const char *category, fb_ngram_weight_t *out, size_t k);
+size_t fb_classifier_explain(const fb_classifier_t *c, const char *text_norm, const char *category,
+                             fb_ngram_weight_t *out, size_t k);
 
+/* How many categories the model knows, and the i-th (borrowed; NULL past
+ * the end), in code order. */
 size_t fb_classifier_categories(const fb_classifier_t *c);
+const char *fb_classifier_category(const fb_classifier_t *c, size_t i);
 
 #endif
