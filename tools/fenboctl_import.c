@@ -244,15 +244,37 @@ static const s_import_t s_departments = {
 
 /* ---- categories --------------------------------------------------------- */
 
-static const char *const s_category_keys[] = {"code", "parent_code", "name", NULL};
+/* A leaf of the catalogue carries the words residents use for it (terms)
+ * and example sentences: both train the classifier, as training_examples of
+ * source 'catalogue', replaced wholesale by each import. emergency flags a
+ * category whose suggestion makes a manual-queue case urgent. */
+static const char *const s_category_keys[] = {"code",     "parent_code", "name", "terms",
+                                              "examples", "emergency",   NULL};
 
-static int check_category(ctl_t *ctl, const char *label, const json_t *e) {
-    if (need_str(ctl, label, e, "code") || need_str(ctl, label, e, "name") ||
-        opt_str(ctl, label, e, "parent_code"))
+/* A list of non-empty strings, or absent. */
+static int nonempty_list(ctl_t *ctl, const char *label, const json_t *e, const char *key) {
+    if (str_list(ctl, label, e, key))
         return FB_EINVAL;
+    size_t i;
+    const json_t *v;
+    json_array_foreach(json_object_get(e, key), i, v) {
+        if (!*json_string_value(v))
+            return bad(ctl, label, "%s[%zu] is empty", key, i);
+    }
     return 0;
 }
 
+static int check_category(ctl_t *ctl, const char *label, const json_t *e) {
+    if (need_str(ctl, label, e, "code") || need_str(ctl, label, e, "name") ||
+        opt_str(ctl, label, e, "parent_code") || nonempty_list(ctl, label, e, "terms") ||
+        nonempty_list(ctl, label, e, "examples"))
+        return FB_EINVAL;
+    if (!absent(e, "emergency") && !json_is_boolean(json_object_get(e, "emergency")))
+        return bad(ctl, label, "emergency must be true or false");
+    return 0;
+}
+
+/* Terms train as examples too: a resident may write only "井盖没了". */
 static const s_import_t s_categories = {
     "categories",
     s_category_keys,
@@ -260,11 +282,25 @@ static const s_import_t s_categories = {
     NULL,
     "code",
     "WITH up AS ("
-    " INSERT INTO categories (code, parent_code, name)"
-    " SELECT e->>'code', e->>'parent_code', e->>'name' FROM json_array_elements($1::json) AS e"
-    " ON CONFLICT (code) DO UPDATE SET parent_code = EXCLUDED.parent_code, name = EXCLUDED.name"
+    " INSERT INTO categories (code, parent_code, name, terms, emergency)"
+    " SELECT e->>'code', e->>'parent_code', e->>'name',"
+    "        ARRAY(SELECT json_array_elements_text(coalesce(e->'terms', '[]'))),"
+    "        coalesce((e->>'emergency')::boolean, false)"
+    "   FROM json_array_elements($1::json) AS e"
+    " ON CONFLICT (code) DO UPDATE SET parent_code = EXCLUDED.parent_code, name = EXCLUDED.name,"
+    "   terms = EXCLUDED.terms, emergency = EXCLUDED.emergency"
+    " RETURNING 1),"
+    "gone AS (DELETE FROM training_examples WHERE source = 'catalogue' RETURNING 1),"
+    "ex AS ("
+    " INSERT INTO training_examples (text, category, source, who)"
+    " SELECT t.text, e->>'code', 'catalogue', 'catalogue'"
+    "   FROM json_array_elements($1::json) AS e,"
+    "        LATERAL (SELECT json_array_elements_text(coalesce(e->'examples', '[]'))"
+    "                 UNION ALL SELECT json_array_elements_text(coalesce(e->'terms', '[]'))) AS "
+    "t(text)"
     " RETURNING 1)"
-    "SELECT format('%s categories', count(*)) FROM up",
+    "SELECT format('%s categories, %s training examples (replacing %s)', (SELECT count(*) FROM up),"
+    "              (SELECT count(*) FROM ex), (SELECT count(*) FROM gone))",
 };
 
 /* ---- calendar ----------------------------------------------------------- */
