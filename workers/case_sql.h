@@ -11,7 +11,8 @@
     "(SELECT json_agg(json_build_object('category', x.s->>'category',"                             \
     "  'category_name', k.name, 'department', x.s->>'department', 'department_name', d.name,"      \
     "  'confidence', (x.s->>'confidence')::float8) ORDER BY x.o)"                                  \
-    " FROM jsonb_array_elements(c.suggestions) WITH ORDINALITY AS x(s, o)"                         \
+    " FROM jsonb_array_elements(CASE jsonb_typeof(c.suggestions) WHEN 'array'"                     \
+    "  THEN c.suggestions ELSE '[]'::jsonb END) WITH ORDINALITY AS x(s, o)"                        \
     " LEFT JOIN categories k ON k.code = x.s->>'category'"                                         \
     " LEFT JOIN departments d ON d.code = x.s->>'department')"
 
