@@ -54,14 +54,18 @@ static const char *const s_insert_cases =
     "    new_id bigint, tracking_no text,"
     "    join_case bigint, join_i integer, status text, department_code text, rule_id integer,"
     "    rule_name text, category text, region_code text, urgency text, kind text, lat float8,"
-    "    lng float8, accept_due timestamptz, reply_due timestamptz, assists json)),"
+    "    lng float8, accept_due timestamptz, reply_due timestamptz, assists json,"
+    "    category_source text, model_version integer, category_confidence real,"
+    "    suggestions jsonb, emergency boolean)),"
     " y AS MATERIALIZED (SELECT x.*, coalesce(x.new_id, x.join_case, l.new_id) AS case_id"
     "  FROM x LEFT JOIN x l ON l.i = x.join_i),"
     " c AS (INSERT INTO cases (id, status, department_code, rule_id, category, region_code,"
-    "    urgency, kind, location, accept_due, reply_due)"
+    "    urgency, kind, location, accept_due, reply_due, category_source, model_version,"
+    "    category_confidence, suggestions)"
     "  SELECT new_id, status, department_code, rule_id, category, region_code, urgency, kind,"
     "    CASE WHEN lat IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lng, lat), 4326) END,"
-    "    accept_due, reply_due FROM y WHERE new_id IS NOT NULL RETURNING id),"
+    "    accept_due, reply_due, category_source, model_version, category_confidence,"
+    "    suggestions FROM y WHERE new_id IS NOT NULL RETURNING id),"
     " p AS (UPDATE petitions SET case_id = y.case_id FROM y"
     "  WHERE y.new_id IS NULL AND petitions.id = y.petition_id RETURNING petitions.id),"
     " a AS (INSERT INTO assignments (case_id, department_code, role, rule_id, accept_due,"
@@ -73,13 +77,21 @@ static const char *const s_insert_cases =
     "  FROM y CROSS JOIN LATERAL json_array_elements_text(y.assists) AS d(code)"
     "  WHERE y.new_id IS NOT NULL AND y.department_code IS NOT NULL RETURNING id),"
     " e AS (INSERT INTO case_events (case_id, actor, type, data)"
-    "  SELECT case_id, 'fenbo-dispatcher', CASE WHEN new_id IS NULL THEN 'merged' ELSE status END,"
+    "  SELECT case_id, 'fenbo-dispatcher', type, data FROM ("
+    "  SELECT case_id, i, 0 AS k, CASE WHEN new_id IS NULL THEN 'merged' ELSE status END AS type,"
     "    CASE WHEN new_id IS NULL"
     "    THEN jsonb_build_object('petition_id', petition_id, 'tracking_no', tracking_no)"
     "    ELSE jsonb_build_object('department', department_code, 'rule_id', rule_id,"
     "      'rule', rule_name, 'assists', assists, 'accept_due', accept_due,"
-    "      'reply_due', reply_due, 'tracking_no', tracking_no) END"
-    "  FROM y ORDER BY case_id, i RETURNING id),"
+    "      'reply_due', reply_due, 'tracking_no', tracking_no, 'category', category,"
+    "      'category_source', category_source, 'model_version', model_version,"
+    "      'category_confidence', category_confidence) END AS data"
+    "  FROM y"
+    /* A manual-queue case the model thinks may be an emergency: the
+     * supervisors' alert (the case list's emergency_suggested filter). */
+    "  UNION ALL SELECT case_id, i, 1, 'emergency_suggested',"
+    "    jsonb_build_object('urgency', urgency, 'suggestions', suggestions) FROM y"
+    "  WHERE new_id IS NOT NULL AND emergency) ev ORDER BY case_id, i, k RETURNING id),"
     " u AS (UPDATE cases SET updated_at = now()"
     "  FROM (SELECT DISTINCT join_case FROM y WHERE join_case IS NOT NULL) j"
     "  WHERE cases.id = j.join_case RETURNING cases.id) "
@@ -90,6 +102,7 @@ void batch_item_clear(batch_item_t *it) {
     fb_petition_destroy(&it->p);
     free(it->region_code);
     free(it->join_department);
+    json_decref(it->suggestions);
     memset(it, 0, sizeof *it);
     it->join_item = -1;
 }
@@ -154,6 +167,13 @@ static json_t *cases_json(const router_t *rt, batch_item_t *items, size_t n) {
         }
         router_route(rt, it->p, it->region_code, &it->route);
         const fb_rule_t *r = it->route.rule;
+        if (!it->route.department) {
+            it->suggestions =
+                router_suggestions(rt, it->p, it->region_code, &it->cls, &it->emergency);
+            /* Safety first: a possible emergency waits in the queue as urgent. */
+            if (it->emergency && strcmp(it->route.urgency, "normal") == 0)
+                it->route.urgency = "urgent";
+        }
         o = json_pack(
             "{s:I,s:I,s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "i",
             (json_int_t)i, "petition_id", (json_int_t)it->petition_id, "new_id",
@@ -167,6 +187,14 @@ static json_t *cases_json(const router_t *rt, batch_item_t *items, size_t n) {
             time_or_null(it->route.department ? it->route.accept_due : 0), "reply_due",
             time_or_null(it->route.department ? it->route.reply_due : 0), "assists",
             assists_json(r));
+        json_object_set_new(o, "category_source", str_or_null(it->cls.source));
+        json_object_set_new(o, "model_version",
+                            it->cls.model_version ? json_integer(it->cls.model_version)
+                                                  : json_null());
+        json_object_set_new(o, "category_confidence",
+                            it->cls.model_version ? json_real(it->cls.confidence) : json_null());
+        json_object_set(o, "suggestions", it->suggestions ? it->suggestions : json_null());
+        json_object_set_new(o, "emergency", json_boolean(it->emergency));
         json_array_append_new(arr, o);
     }
     return arr;
@@ -279,6 +307,14 @@ int batch_commit(PGconn *db, const router_t *rt, const dedup_opts_t *dd, batch_i
         it->case_id = strtoll(PQgetvalue(r, i, 3), NULL, 10);
         fresh++;
     }
+    /* The category first: the duplicate search and the rules need it. */
+    int64_t classify_ns = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].is_new) {
+            router_classify(rt, items[i].p, &items[i].cls);
+            classify_ns += items[i].cls.classify_ns;
+        }
+    }
     PQclear(r);
     r = NULL;
     t1 = fb_now_us();
@@ -298,8 +334,8 @@ int batch_commit(PGconn *db, const router_t *rt, const dedup_opts_t *dd, batch_i
     r = NULL;
     fb_log(FB_LOG_DEBUG,
            "event=batch_timing petitions=%zu new=%zu store_us=%" PRId64 " dedup_us=%" PRId64
-           " cases_commit_us=%" PRId64,
-           n, fresh, t1 - t0, t2 - t1, fb_now_us() - t2);
+           " cases_commit_us=%" PRId64 " classify_us=%" PRId64,
+           n, fresh, t1 - t0, t2 - t1, fb_now_us() - t2, classify_ns / 1000);
     fb_map_destroy(&by_tracking, NULL);
     return 0;
 fail:
@@ -314,6 +350,9 @@ fail:
         items[i].join_item = -1;
         free(items[i].join_department);
         items[i].join_department = NULL;
+        json_decref(items[i].suggestions);
+        items[i].suggestions = NULL;
+        items[i].emergency = false;
     }
     return rc ? rc : FB_EDB;
 }

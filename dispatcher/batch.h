@@ -19,7 +19,10 @@ typedef struct batch_item {
     bool is_new; /* false: stored before (a resend); only acknowledged */
     int64_t petition_id, case_id;
     char *region_code;
+    route_class_t cls; /* where the case's category came from (router_classify) */
     route_result_t route;
+    json_t *suggestions; /* manual queue: the model's top 3 (router_suggestions) */
+    bool emergency;      /* … one of which is an emergency category */
     /* Duplicates (并案): the petition joins an open case instead of opening
      * one — a stored case (join_case) or the case of an earlier petition of
      * this batch (join_item). */

@@ -7,7 +7,8 @@
  * batch_max) — what came while the last batch was being committed — and, if
  * batch_wait_ms is set, waits that long for more; so a lone petition is
  * stored at once and a flood is stored a thousand per COMMIT. Rules reload on
- * NOTIFY fenbo_rules, without a restart. */
+ * NOTIFY fenbo_rules, the classifier on NOTIFY fenbo_model, without a
+ * restart. */
 #include "batch.h"
 #include "fb_bus.h"
 #include "fb_common.h"
@@ -26,7 +27,8 @@
 #include <time.h>
 #include <zmq.h>
 
-#define ACK_FRAMES_MAX 1000
+#define ACK_FRAMES_MAX   1000
+#define CLASSIFY_SAMPLES 1000
 
 static volatile sig_atomic_t s_stop, s_reload;
 
@@ -49,6 +51,11 @@ typedef struct {
     batch_item_t *items;
     size_t n;
     uint64_t stored, duplicates, merged, manual, batches, failures;
+    /* What classifying a petition costs: the last CLASSIFY_SAMPLES, logged
+     * as a median whenever they are complete (and at the end). */
+    int64_t classify_ns[CLASSIFY_SAMPLES];
+    size_t n_classified;
+    uint64_t by_model;
 } dispatcher_t;
 
 static void db_drop(dispatcher_t *d) {
@@ -58,7 +65,8 @@ static void db_drop(dispatcher_t *d) {
     d->db_retry_ms = fb_mono_ms() + 1000;
 }
 
-/* Connects, LISTENs for rule changes and loads the rules. */
+/* Connects, LISTENs for rule and model changes and loads the rules and the
+ * newest classifier (a database without a model routes as before). */
 static bool db_ready(dispatcher_t *d) {
     if (d->db && PQstatus(d->db) == CONNECTION_OK)
         return true;
@@ -67,27 +75,35 @@ static bool db_ready(dispatcher_t *d) {
     if (fb_mono_ms() < d->db_retry_ms)
         return false;
     if (fb_db_connect(d->cfg.db_conninfo, &d->db) != 0 ||
-        fb_db_exec(d->db, "LISTEN fenbo_rules", 0, NULL) != 0 || batch_prepare(d->db) != 0 ||
+        fb_db_exec(d->db, "LISTEN fenbo_rules", 0, NULL) != 0 ||
+        fb_db_exec(d->db, "LISTEN fenbo_model", 0, NULL) != 0 || batch_prepare(d->db) != 0 ||
         router_reload(&d->rt, d->db) != 0) {
         db_drop(d);
         return false;
     }
     fb_log(FB_LOG_INFO, "event=db_connected");
+    router_load_model(&d->rt, d->db);
     return true;
 }
 
-/* Reads a NOTIFY, if any, and reloads the rules. */
+/* Reads a NOTIFY, if any, and reloads the rules or the model (a model that
+ * does not load leaves the old one serving). */
 static void check_notify(dispatcher_t *d) {
     if (!d->db || !PQconsumeInput(d->db))
         return;
-    bool changed = false;
+    bool rules = false, model = false;
     PGnotify *n;
     while ((n = PQnotifies(d->db))) {
-        changed = true;
+        if (strcmp(n->relname, "fenbo_model") == 0)
+            model = true;
+        else
+            rules = true;
         PQfreemem(n);
     }
-    if (changed)
+    if (rules)
         router_reload(&d->rt, d->db);
+    if (model)
+        router_load_model(&d->rt, d->db);
 }
 
 static void send_acks(dispatcher_t *d) {
@@ -133,13 +149,47 @@ static void publish(dispatcher_t *d) {
         fb_bus_sendv(d->pub, frames, lens, 4, ZMQ_DONTWAIT);
         fb_log(FB_LOG_INFO,
                "event=dispatched tracking_no=%s case_id=%" PRId64 " department=%s rule=%s "
-               "region=%s",
+               "region=%s category=%s category_source=%s confidence=%.3f classify_us=%.1f%s",
                it->p->tracking_no, it->case_id, topic,
                batch_item_merged(it) ? "(merged)"
                : it->route.rule      ? it->route.rule->name
                                      : "-",
-               it->region_code ? it->region_code : "-");
+               it->region_code ? it->region_code : "-", it->p->category ? it->p->category : "-",
+               it->cls.source ? it->cls.source : "-",
+               it->cls.n_top ? it->cls.top[0].confidence : 0.0, it->cls.classify_ns / 1000.0,
+               it->emergency ? " emergency_suggested=1" : "");
         free(s);
+    }
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void log_classify_cost(dispatcher_t *d) {
+    if (d->n_classified == 0)
+        return;
+    qsort(d->classify_ns, d->n_classified, sizeof d->classify_ns[0], cmp_i64);
+    fb_log(FB_LOG_INFO,
+           "event=classify_cost petitions=%zu median_us=%.1f p99_us=%.1f max_us=%.1f "
+           "routed_by_model=%" PRIu64,
+           d->n_classified, d->classify_ns[d->n_classified / 2] / 1000.0,
+           d->classify_ns[d->n_classified * 99 / 100] / 1000.0,
+           d->classify_ns[d->n_classified - 1] / 1000.0, d->by_model);
+    d->n_classified = 0;
+}
+
+/* Counts what classifying the petitions of a committed batch cost. */
+static void note_classified(dispatcher_t *d) {
+    for (size_t i = 0; i < d->n; i++) {
+        const batch_item_t *it = &d->items[i];
+        if (!it->is_new || it->cls.classify_ns == 0)
+            continue;
+        d->by_model += it->cls.model_version != 0;
+        d->classify_ns[d->n_classified++] = it->cls.classify_ns;
+        if (d->n_classified == CLASSIFY_SAMPLES)
+            log_classify_cost(d);
     }
 }
 
@@ -168,6 +218,7 @@ static void flush_batch(dispatcher_t *d) {
         }
         send_acks(d);
         publish(d);
+        note_classified(d);
         fb_log(FB_LOG_DEBUG, "event=batch_committed petitions=%zu", d->n);
     }
     for (size_t i = 0; i < d->n; i++)
@@ -205,6 +256,7 @@ static void set_dedup(dispatcher_t *d, const fb_config_t *cfg) {
     d->dedup.radius_m = cfg->dedup_radius_m;
     d->dedup.window_h = cfg->dedup_window_h;
     d->dedup.similarity = cfg->dedup_similarity_pct / 100.0;
+    d->rt.min_confidence = cfg->classify_min_confidence;
 }
 
 static void reload_config(dispatcher_t *d) {
@@ -318,6 +370,7 @@ int main(int argc, char **argv) {
            d.cfg.bus_petitions, d.cfg.bus_assignments, d.cfg.dispatch_batch_max,
            d.cfg.dispatch_batch_wait_ms);
     run(&d);
+    log_classify_cost(&d);
     fb_log(FB_LOG_INFO,
            "event=stopped stored=%" PRIu64 " merged=%" PRIu64 " resent=%" PRIu64 " manual=%" PRIu64
            " batches=%" PRIu64 " failed_batches=%" PRIu64,

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_INT, T_STR } s_type_t;
+typedef enum { T_INT, T_STR, T_DOUBLE } s_type_t;
 
 typedef struct {
     const char *section;
@@ -98,6 +98,11 @@ static const s_option_t s_options[] = {
         "how recent that case must be, in hours"),
     OPT("dispatcher", "dedup_similarity_pct", T_INT, dedup_similarity_pct, 0, 100, "20", true,
         "pg_trgm similarity of the texts needed, in percent (on characters)"),
+    OPT("dispatcher", "classify_min_confidence", T_DOUBLE, classify_min_confidence, 0, 1, "0.5",
+        true,
+        "a petition without a category (or with a coarse one) takes the classifier's best "
+        "category when its confidence is at least this (0..1); below, the rules decide on what "
+        "was given"),
     OPT("worker", "address", T_STR, worker_address, 0, 0, "127.0.0.1", false,
         "HTTP listen address"),
     OPT("worker", "port", T_INT, worker_port, 1, 65535, "12346", false, "HTTP listen port"),
@@ -127,6 +132,9 @@ static const s_option_t s_options[] = {
     OPT("worker", "retention_days", T_INT, worker_retention_days, 0, 36500, "365", true,
         "days after a case closed until its residents' names, phones and identifiers are "
         "anonymised (0: never)"),
+    OPT("worker", "classify_retrain_every_h", T_INT, classify_retrain_every_h, 0, 8760, "24", true,
+        "retrain the classifier this often, in hours, when operators added examples since the "
+        "last model (0: never; `fenboctl classify train` on demand)"),
 };
 
 static void set_str(char **dst, const char *v) {
@@ -144,6 +152,8 @@ void fb_config_defaults(fb_config_t *cfg) {
         char *p = (char *)cfg + o->offset;
         if (o->type == T_INT)
             *(int *)p = atoi(o->def);
+        else if (o->type == T_DOUBLE)
+            *(double *)p = strtod(o->def, NULL);
         else
             set_str((char **)p, o->def);
     }
@@ -171,6 +181,18 @@ static int on_value(void *ud, const char *section, const char *name, const char 
         }
         char *end;
         errno = 0;
+        if (o->type == T_DOUBLE) {
+            double d = strtod(value, &end);
+            if (errno || end == value || *end != '\0' || !(d >= (double)o->min) ||
+                !(d <= (double)o->max)) {
+                snprintf(ld->err, ld->errlen, "[%s] %s = '%s': expected a number in %ld..%ld",
+                         section, name, value, o->min, o->max);
+                ld->failed = true;
+                return 0;
+            }
+            *(double *)p = d;
+            return 1;
+        }
         long v = strtol(value, &end, 10);
         if (errno || end == value || *end != '\0' || v < o->min || v > o->max) {
             snprintf(ld->err, ld->errlen, "[%s] %s = '%s': expected a whole number in %ld..%ld",
@@ -218,6 +240,8 @@ void fb_config_print(const fb_config_t *cfg, FILE *out) {
         fprintf(out, "; %s%s\n", o->help, o->reloadable ? " (SIGHUP reloads)" : "");
         if (o->type == T_INT)
             fprintf(out, "%s = %d  ; %ld..%ld\n", o->name, *(const int *)p, o->min, o->max);
+        else if (o->type == T_DOUBLE)
+            fprintf(out, "%s = %g  ; %ld..%ld\n", o->name, *(const double *)p, o->min, o->max);
         else if (strstr(o->name, "secret") && **(char *const *)p)
             fprintf(out, "%s = (hidden)\n", o->name); /* keys stay off screens and logs */
         else

@@ -51,6 +51,7 @@ typedef struct fb_config {
     int dedup_radius_m;
     int dedup_window_h;
     int dedup_similarity_pct;
+    double classify_min_confidence; /* the classifier's category is taken at or above it */
     /* [worker] */
     char *worker_address;
     int worker_port;
@@ -67,6 +68,8 @@ typedef struct fb_config {
     int worker_hotspot_every_s;
     /* [worker] personal data (workers/retention.c) */
     int worker_retention_days;
+    /* [worker] retraining the classifier (workers/retrain.c); 0: never */
+    int classify_retrain_every_h;
 } fb_config_t;
 
 /* Fills cfg with the defaults of the table. */

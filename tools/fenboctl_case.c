@@ -24,7 +24,19 @@ static const char *const s_case_sql =
     " " TS("c.created_at") ", " TS("c.updated_at") ", " TS("c.accept_due") ", " TS(
         "c.reply_due") ","
                        " c.status = 'dispatched' AND c.accept_due < now(),"
-                       " c.status IN ('dispatched', 'accepted', 'reopened') AND c.reply_due < now()"
+                       " c.status IN ('dispatched', 'accepted', 'reopened') AND c.reply_due < "
+                       "now(),"
+                       " c.category_source, c.model_version, round(c.category_confidence::numeric, "
+                       "3),"
+                       /* the manual queue's suggestions, one line each */
+                       " (SELECT string_agg(format('%s %s -> %s %s (%s)', x.s->>'category',"
+                       "   coalesce(k.name, '?'), coalesce(x.s->>'department', '-'),"
+                       "   coalesce(dd.name, ''), round((x.s->>'confidence')::numeric, 3)),"
+                       "   E'\n' ORDER BY x.o)"
+                       "  FROM jsonb_array_elements(CASE jsonb_typeof(c.suggestions) WHEN 'array'"
+                       "   THEN c.suggestions ELSE '[]'::jsonb END) WITH ORDINALITY AS x(s, o)"
+                       "  LEFT JOIN categories k ON k.code = x.s->>'category'"
+                       "  LEFT JOIN departments dd ON dd.code = x.s->>'department')"
                        " FROM cases c"
                        " LEFT JOIN departments d ON d.code = c.department_code"
                        " LEFT JOIN route_rules r ON r.id = c.rule_id"
@@ -141,6 +153,19 @@ static void print_case(const PGresult *c) {
     print_named("department:", val(c, 0, 2), val(c, 0, 2) ? val(c, 0, 3) : "(manual queue)");
     printf("  %-12s %s\n", "rule:", rule);
     print_named("category:", val(c, 0, 6), val(c, 0, 7));
+    if (val(c, 0, 19) && strcmp(val(c, 0, 19), "model") == 0)
+        printf("  %-12s model v%s, confidence %s\n", "from:", val(c, 0, 20) ? val(c, 0, 20) : "?",
+               val(c, 0, 21) ? val(c, 0, 21) : "?");
+    else
+        printf("  %-12s %s\n", "from:", val(c, 0, 19) ? val(c, 0, 19) : "-");
+    if (val(c, 0, 22)) {
+        printf("  %-12s\n", "suggestions:");
+        for (const char *line = val(c, 0, 22); *line;) {
+            size_t n = strcspn(line, "\n");
+            printf("    %.*s\n", (int)n, line);
+            line += n + (line[n] == '\n');
+        }
+    }
     print_named("region:", val(c, 0, 8), val(c, 0, 9));
     printf("  %-12s %s, %s\n", "urgency:", val(c, 0, 10), val(c, 0, 11));
     printf("  %-12s %s\n", "location:", val(c, 0, 12) ? val(c, 0, 12) : "-");

@@ -9,6 +9,7 @@
 #include "fb_rule.h"
 #include "fb_db.h"
 #include "fb_time.h"
+#include "teach.h"
 #include "worker.h"
 
 #include <inttypes.h>
@@ -30,6 +31,7 @@ typedef enum {
     F_CODE,         /* a department code */
     F_CODES,        /* a list of department codes */
     F_SATISFACTION, /* satisfied | basically_satisfied | unsatisfied */
+    F_CATEGORY,     /* a category code */
 } s_ftype_t;
 
 typedef struct {
@@ -48,7 +50,10 @@ static const struct {
     [FB_CASE_RETURN] = {"return", {{"reason", F_TEXT, true}}},
     [FB_CASE_APPROVE_RETURN] = {"return/approve", {{"note", F_NOTE, false}}},
     [FB_CASE_REJECT_RETURN] = {"return/reject", {{"note", F_NOTE, false}}},
-    [FB_CASE_ASSIGN] = {"assign", {{"department", F_CODE, true}, {"note", F_NOTE, false}}},
+    [FB_CASE_ASSIGN] = {"assign",
+                        {{"department", F_CODE, true},
+                         {"note", F_NOTE, false},
+                         {"category", F_CATEGORY, false}}},
     [FB_CASE_ASSIST] = {"assist", {{"departments", F_CODES, true}, {"note", F_NOTE, false}}},
     [FB_CASE_EXTEND] = {"extend", {{"until", F_TIME, true}, {"reason", F_TEXT, true}}},
     [FB_CASE_APPROVE_EXTENSION] = {"extend/approve", {{"note", F_NOTE, false}}},
@@ -209,6 +214,11 @@ static bool field_ok(s_act_t *a, const s_field_t *f, json_t *v) {
             return true;
         refuse(a, 422, "invalid_field", f->name,
                "%s must be satisfied, basically_satisfied or unsatisfied", f->name);
+        return false;
+    case F_CATEGORY:
+        if (is_code(s))
+            return true;
+        refuse(a, 422, "invalid_field", f->name, "%s must be a category code", f->name);
         return false;
     }
     return false;
@@ -593,6 +603,53 @@ done:
     return rc;
 }
 
+/* The operator's name in training examples: the token's name, else the
+ * actor. */
+static const char *teacher(const s_act_t *a) {
+    return a->who->token_name && a->who->token_name[0] ? a->who->token_name : a->who->name;
+}
+
+/* Approving a return says the case's category stands (only the department
+ * was wrong): an example of it, whatever the rules chose next. */
+static int do_approve_return_teaching(s_act_t *a) {
+    int rc = do_approve_return(a);
+    bool written = false;
+    if (rc == 0 && !fb_http_answered(a->req))
+        rc = fb_teach_example(&a->t, a->row.id, NULL, teacher(a), &written);
+    if (rc == 0 && written)
+        fb_log(FB_LOG_INFO, "event=training_example case_id=%s source=operator decision=%s", a->id,
+               fb_case_action_name(a->action));
+    return rc;
+}
+
+/* The category an assignment decides: the one asked for; else that of the
+ * suggestion whose department the operator picked; else none (the case
+ * keeps its own). Sets it on the case and notes it in the event. */
+static int assign_category(s_act_t *a, const char *dept) {
+    const char *asked = data_str(a, "category");
+    char picked[128] = "";
+    int rc;
+    if (!asked &&
+        (rc = fb_teach_suggested_category(&a->t, a->row.id, dept, picked, sizeof picked)) != 0)
+        return rc;
+    const char *category = asked ? asked : picked[0] ? picked : NULL;
+    if (!category)
+        return 0;
+    bool known = false, leaf = false, changed = false;
+    if ((rc = fb_teach_category_known(&a->t, category, &known, &leaf)) != 0)
+        return rc;
+    if (!known) {
+        refuse(a, 422, "invalid_field", "category", "no category %s", category);
+        return FB_EINVAL;
+    }
+    if ((rc = fb_teach_set_category(&a->t, a->row.id, category, &changed)) != 0)
+        return rc;
+    json_object_set_new(a->data, "category", json_string(category));
+    if (!asked)
+        json_object_set_new(a->data, "category_from", json_string("suggestion"));
+    return 0;
+}
+
 static int do_reject_return(s_act_t *a) {
     fb_case_status_t to;
     int rc = next_of(a, &to);
@@ -618,6 +675,12 @@ static int do_assign(s_act_t *a) {
                known ? "department %s is not active" : "no department %s", dept);
         return FB_EINVAL;
     }
+    if ((rc = assign_category(a, dept)) != 0)
+        return rc;
+    bool taught = false;
+    if ((rc = fb_teach_example(&a->t, a->row.id, NULL, teacher(a), &taught)) != 0)
+        return rc;
+    json_object_set_new(a->data, "training_example", json_boolean(taught));
     if (a->row.status == FB_CASE_RETURNED) {
         char note[128];
         snprintf(note, sizeof note, "assigned to %s", dept);
@@ -902,7 +965,7 @@ static int do_close(s_act_t *a) {
 static int (*const s_moves[FB_CASE_ACTION_COUNT])(s_act_t *a) = {
     [FB_CASE_ACCEPT] = do_accept,
     [FB_CASE_RETURN] = do_return,
-    [FB_CASE_APPROVE_RETURN] = do_approve_return,
+    [FB_CASE_APPROVE_RETURN] = do_approve_return_teaching,
     [FB_CASE_REJECT_RETURN] = do_reject_return,
     [FB_CASE_ASSIGN] = do_assign,
     [FB_CASE_ASSIST] = do_assist,
@@ -1009,4 +1072,125 @@ done:
     fb_casetx_row_clear(&a.row);
     json_decref(summary);
     json_decref(a.data);
+}
+
+/* ---- the category, on an operator's word ---------------------------------- */
+
+/* Reads {"category": code} (and nothing else) into *category (borrowed from
+ * *in, the caller's). Answers 400/422 and returns false when wrong. */
+static bool read_category(s_act_t *a, json_t **in, const char **category) {
+    size_t len;
+    const char *body = fb_http_body(a->req, &len);
+    json_error_t e;
+    *in = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &e) : NULL;
+    if (!*in) {
+        if (len)
+            refuse(a, 400, "bad_json", NULL, "malformed JSON at line %d column %d: %s", e.line,
+                   e.column, e.text);
+        else
+            refuse(a, 422, "missing_field", "category", "category is required");
+        return false;
+    }
+    if (!json_is_object(*in)) {
+        refuse(a, 400, "bad_json", NULL, "the body must be a JSON object");
+        return false;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(*in, key, v) {
+        if (strcmp(key, "category") != 0) {
+            refuse(a, 422, "unknown_field", key, "unknown field '%.64s'", key);
+            return false;
+        }
+    }
+    json_t *c = json_object_get(*in, "category");
+    if (!c) {
+        refuse(a, 422, "missing_field", "category", "category is required");
+        return false;
+    }
+    if (!is_code(json_string_value(c))) {
+        refuse(a, 422, "invalid_field", "category", "category must be a category code");
+        return false;
+    }
+    *category = json_string_value(c);
+    return true;
+}
+
+void fb_actions_set_category(fb_worker_t *w, fb_http_req_t *req, int64_t case_id,
+                             const fb_actor_t *who) {
+    s_act_t a = {.w = w, .req = req, .who = who};
+    json_t *in = NULL, *summary = NULL;
+    const char *category = NULL;
+    bool in_tx = false;
+    snprintf(a.id, sizeof a.id, "%" PRId64, case_id);
+    const char *role = who->role ? who->role : "";
+    if (strcmp(role, "operator") != 0 && strcmp(role, "admin") != 0) {
+        refuse(&a, 403, "forbidden", NULL, "a %s token may not change a case's category", role);
+        return;
+    }
+    if (!read_category(&a, &in, &category))
+        goto done;
+    a.t.db = fb_dblink_conn(w->db);
+    if (!a.t.db) {
+        refuse(&a, 503, "db_unavailable", NULL, "the database is unavailable; try again later");
+        goto done;
+    }
+    if (fb_casetx_exec(&a.t, "BEGIN", 0, NULL) != 0)
+        goto db_failed;
+    in_tx = true;
+    int rc = fb_casetx_lock(&a.t, case_id, NULL, &a.row);
+    if (rc == FB_ENOTFOUND) {
+        refuse(&a, 404, "not_found", NULL, "no case %s", a.id);
+        goto done;
+    }
+    if (rc)
+        goto db_failed;
+    if (a.row.status == FB_CASE_CLOSED) {
+        refuse(&a, 409, "illegal_transition", NULL, "cannot change the category of a closed case");
+        goto done;
+    }
+    bool known = false, leaf = false, changed = false, taught = false;
+    if (fb_teach_category_known(&a.t, category, &known, &leaf) != 0)
+        goto db_failed;
+    if (!known) {
+        refuse(&a, 422, "invalid_field", "category", "no category %s", category);
+        goto done;
+    }
+    PGresult *r = fb_casetx_query(&a.t, "SELECT category FROM cases WHERE id = $1::bigint", 1,
+                                  (const char *[]){a.id}, PGRES_TUPLES_OK);
+    if (!r)
+        goto db_failed;
+    a.data = json_pack("{s:o,s:s}", "previous_category",
+                       PQgetisnull(r, 0, 0) ? json_null() : json_string(PQgetvalue(r, 0, 0)),
+                       "category", category);
+    PQclear(r);
+    if (fb_teach_set_category(&a.t, case_id, category, &changed) != 0 ||
+        fb_teach_example(&a.t, case_id, category, teacher(&a), &taught) != 0)
+        goto db_failed;
+    json_object_set_new(a.data, "training_example", json_boolean(taught));
+    if (changed && fb_casetx_event(&a.t, case_id, who->name, "category_changed", a.data) != 0)
+        goto db_failed;
+    if (fb_db_query_json(a.t.db, s_summary_sql, 1, (const char *[]){a.id}, &summary) != 0)
+        goto db_failed;
+    if (fb_casetx_exec(&a.t, "COMMIT", 0, NULL) != 0)
+        goto db_failed;
+    in_tx = false;
+    fb_log(FB_LOG_INFO,
+           "event=case_category_changed case_id=%s actor=%s category=%s changed=%d "
+           "training_example=%d",
+           a.id, who->name, category, changed, taught);
+    fb_http_respond_json(req, 200, summary);
+    summary = NULL;
+    goto done;
+db_failed:
+    db_fail(&a);
+done:
+    if (in_tx && a.t.db && PQstatus(a.t.db) == CONNECTION_OK)
+        PQclear(PQexec(a.t.db, "ROLLBACK"));
+    if (!fb_http_answered(req))
+        refuse(&a, 500, "internal", NULL, "no answer");
+    fb_casetx_row_clear(&a.row);
+    json_decref(summary);
+    json_decref(a.data);
+    json_decref(in);
 }

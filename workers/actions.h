@@ -49,6 +49,7 @@ typedef struct fb_actor {
     const char *role;       /* "department", "operator", "admin", … */
     const char *department; /* a department token's department, else NULL */
     const char *name;       /* for case_events.actor */
+    const char *token_name; /* the token's name (api_tokens.name), "" when unnamed */
 } fb_actor_t;
 
 /* The action a path names: "/api/v1/cases/12/return/approve" →
@@ -58,6 +59,13 @@ int fb_actions_from_path(const char *path, fb_case_action_t *out);
 /* Answers req: does `action` to case `case_id` on behalf of who. */
 void fb_actions_handle(fb_worker_t *w, fb_http_req_t *req, int64_t case_id, fb_case_action_t action,
                        const fb_actor_t *who);
+
+/* Answers req: sets case `case_id`'s category on an operator's word
+ * (POST /api/v1/cases/{id}/category {"category": …}), category_source
+ * 'operator', and records the decision as a training example. Not a move of
+ * the lifecycle: the status stays; refused (409) for a closed case. */
+void fb_actions_set_category(fb_worker_t *w, fb_http_req_t *req, int64_t case_id,
+                             const fb_actor_t *who);
 
 /* The actions who may take on a case in `status`, as a JSON array of names
  * (for the case detail). New reference. */

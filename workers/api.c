@@ -13,6 +13,7 @@
 #include "fb_common.h"
 #include "fb_db.h"
 #include "fb_log.h"
+#include "fb_petition.h"
 #include "fb_token.h"
 #include "hotspot.h"
 #include "lifecycle.h"
@@ -71,7 +72,8 @@ typedef struct {
     unsigned role_bit;
     char *department; /* a department token's department, else NULL */
     char actor[160];
-    char sqlstate[6]; /* of the last failed statement */
+    char token_name[128]; /* api_tokens.name, for training examples */
+    char sqlstate[6];     /* of the last failed statement */
 } s_ctx_t;
 
 typedef void (*s_handler_t)(s_ctx_t *c);
@@ -184,7 +186,7 @@ static bool authenticate(s_ctx_t *c) {
     }
     const char *params[] = {hash};
     PGresult *r = query(c,
-                        "SELECT id, role, department_code FROM api_tokens"
+                        "SELECT id, role, department_code, name FROM api_tokens"
                         " WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL",
                         1, params, PGRES_TUPLES_OK);
     if (!r) {
@@ -206,6 +208,7 @@ static bool authenticate(s_ctx_t *c) {
     }
     if (!PQgetisnull(r, 0, 2))
         c->department = strdup(PQgetvalue(r, 0, 2));
+    snprintf(c->token_name, sizeof c->token_name, "%s", PQgetvalue(r, 0, 3));
     PQclear(r);
     if (!c->role || (c->role_bit == ROLE_DEPARTMENT && !c->department)) {
         reply_error(c, 500, "internal", NULL, "token has no usable role");
@@ -274,6 +277,7 @@ static const char s_list_sql[] =
                             "  OR ($6::text = 'return' AND c.status = 'returned')"
                             "  OR ($6::text = 'extension' AND EXISTS (SELECT 1 FROM extensions x"
                             "   WHERE x.case_id = c.id AND x.status = 'pending')))"
+                            " AND ($7::text IS NULL OR c.urgency = $7::text)"
                             " ORDER BY c.id LIMIT $5::int)"
                             " SELECT json_build_object("
                             " 'cases', coalesce(json_agg(" SQL_CASE_SUMMARY
@@ -399,6 +403,7 @@ static void h_case_list(s_ctx_t *c) {
     const char *limit_s = fb_http_query(c->req, "limit");
     const char *after_s = fb_http_query(c->req, "after_id");
     const char *pending = fb_http_query(c->req, "pending");
+    const char *urgency = fb_http_query(c->req, "urgency");
     fb_case_status_t st;
     long long limit = LIST_LIMIT_DEFAULT, after = 0;
     if (status && !*status)
@@ -407,6 +412,12 @@ static void h_case_list(s_ctx_t *c) {
         dept = NULL;
     if (pending && !*pending)
         pending = NULL;
+    if (urgency && !*urgency)
+        urgency = NULL;
+    if (urgency && !fb_urgency_valid(urgency)) {
+        reply_error(c, 400, "invalid", "urgency", "urgency must be normal, urgent or emergency");
+        return;
+    }
     if (pending && strcmp(pending, "return") != 0 && strcmp(pending, "extension") != 0) {
         reply_error(c, 400, "invalid", "pending", "pending must be return or extension");
         return;
@@ -431,9 +442,9 @@ static void h_case_list(s_ctx_t *c) {
     char limit_b[24], after_b[24];
     snprintf(limit_b, sizeof limit_b, "%lld", limit);
     snprintf(after_b, sizeof after_b, "%lld", after);
-    const char *params[] = {status, dept, c->department, after_b, limit_b, pending};
+    const char *params[] = {status, dept, c->department, after_b, limit_b, pending, urgency};
     json_t *out;
-    int rc = query_json(c, s_list_sql, 6, params, &out);
+    int rc = query_json(c, s_list_sql, 7, params, &out);
     if (rc != 0) {
         db_fail(c);
         return;
@@ -482,8 +493,22 @@ static void h_case_action(s_ctx_t *c) {
         reply_error(c, 404, "not_found", NULL, "no such resource");
         return;
     }
-    fb_actor_t who = {.role = c->role, .department = c->department, .name = c->actor};
+    fb_actor_t who = {.role = c->role,
+                      .department = c->department,
+                      .name = c->actor,
+                      .token_name = c->token_name};
     fb_actions_handle(c->w, c->req, c->id, action, &who);
+    count(c, fb_http_status(c->req));
+}
+
+/* An operator's change of a case's category: not a move of the lifecycle
+ * (actions.c, with the training example it teaches). */
+static void h_case_category(s_ctx_t *c) {
+    fb_actor_t who = {.role = c->role,
+                      .department = c->department,
+                      .name = c->actor,
+                      .token_name = c->token_name};
+    fb_actions_set_category(c->w, c->req, c->id, &who);
     count(c, fb_http_status(c->req));
 }
 
@@ -552,6 +577,7 @@ static const struct {
     {"POST", "/api/v1/cases/{id}/reply", h_case_action, CASE_WORKERS},
     {"POST", "/api/v1/cases/{id}/callback", h_case_action, CASE_DESK},
     {"POST", "/api/v1/cases/{id}/close", h_case_action, CASE_DESK},
+    {"POST", "/api/v1/cases/{id}/category", h_case_category, CASE_DESK},
     {"GET", "/api/v1/stats", h_stats, CASE_READERS},
     {"GET", "/api/v1/stats/daily", h_stats_daily, ROLE_OPERATOR | ROLE_SUPERVISOR | ROLE_ADMIN},
     {"GET", "/dashboard", h_dashboard, 0},

@@ -19,6 +19,7 @@
 #include "feed.h"
 #include "ratings.h"
 #include "retention.h"
+#include "retrain.h"
 #include "worker.h"
 
 #include <getopt.h>
@@ -97,6 +98,7 @@ static void stop(fb_worker_t *w, const char *why) {
     fb_timers_stop(&w->timers);
     fb_ratings_stop(&w->ratings);
     fb_retention_stop(&w->retention);
+    fb_retrain_stop(&w->retrain);
     fb_dblink_destroy(&w->db);
     uv_timer_stop(&w->catchup);
     uv_close((uv_handle_t *)&w->catchup, NULL);
@@ -123,6 +125,7 @@ static void reload(fb_worker_t *w) {
     }
     fb_timers_reload(w->timers, &cfg);
     fb_retention_reload(w->retention, &cfg);
+    fb_retrain_reload(w->retrain, &cfg);
     char *tmp = w->cfg.log_level;
     w->cfg.log_level = cfg.log_level;
     cfg.log_level = tmp;
@@ -209,7 +212,8 @@ int main(int argc, char **argv) {
     };
     if (fb_http_start(&w->loop, &http, fb_api_handle, w, &w->http) != 0 ||
         fb_feed_start(w, zctx, &w->feed) != 0 || fb_timers_start(w, &w->timers) != 0 ||
-        fb_ratings_start(w, &w->ratings) != 0 || fb_retention_start(w, &w->retention) != 0) {
+        fb_ratings_start(w, &w->ratings) != 0 || fb_retention_start(w, &w->retention) != 0 ||
+        fb_retrain_start(w, &w->retrain) != 0) {
         stop(w, "startup_failed");
         uv_run(&w->loop, UV_RUN_DEFAULT);
         goto fail;

@@ -18,6 +18,7 @@ typedef struct fb_timers fb_timers_t;   /* deadlines.h: SLA timers, callbacks, h
 typedef struct fb_ratings fb_ratings_t; /* ratings.h: a rating reopens or closes its case */
 /* retention.h: closed cases' personal data anonymised after retention_days */
 typedef struct fb_retention fb_retention_t;
+typedef struct fb_retrain fb_retrain_t; /* retrain.h: the classifier's schedule */
 
 /* Counters behind GET /metrics. Only ever increased. */
 typedef struct fb_worker_metrics {
@@ -39,6 +40,7 @@ typedef struct fb_worker {
     fb_timers_t *timers;
     fb_ratings_t *ratings;
     fb_retention_t *retention;
+    fb_retrain_t *retrain;
     uv_timer_t catchup;
     uv_signal_t sigterm, sigint, sighup;
     bool stopping;

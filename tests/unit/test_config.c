@@ -160,6 +160,36 @@ START_TEST(test_out_of_bounds_refused) {
 }
 END_TEST
 
+/* A setting that is a fraction ([dispatcher] classify_min_confidence, 0..1):
+ * its default, its bounds (inclusive), and the refusals. */
+START_TEST(test_fraction_setting) {
+    fb_config_t cfg;
+    fb_config_defaults(&cfg);
+    ck_assert_double_eq_tol(cfg.classify_min_confidence, 0.5, 1e-12);
+    write_ini("[dispatcher]\nclassify_min_confidence = 0.85\n");
+    char err[512] = "";
+    ck_assert_msg(fb_config_load(&cfg, s_path, err, sizeof err) == 0, "refused: %s", err);
+    ck_assert_double_eq_tol(cfg.classify_min_confidence, 0.85, 1e-12);
+    remove_ini();
+    write_ini("[dispatcher]\nclassify_min_confidence = 1\n");
+    ck_assert_msg(fb_config_load(&cfg, s_path, err, sizeof err) == 0, "refused: %s", err);
+    ck_assert_double_eq_tol(cfg.classify_min_confidence, 1.0, 1e-12);
+    fb_config_free(&cfg);
+    remove_ini();
+    expect_refused("[dispatcher]\nclassify_min_confidence = 1.5\n", "classify_min_confidence",
+                   "1.5");
+    remove_ini();
+    expect_refused("[dispatcher]\nclassify_min_confidence = -0.1\n", "classify_min_confidence",
+                   NULL);
+    remove_ini();
+    expect_refused("[dispatcher]\nclassify_min_confidence = half\n", "classify_min_confidence",
+                   NULL);
+    remove_ini();
+    expect_refused("[dispatcher]\nclassify_min_confidence = nan\n", "classify_min_confidence",
+                   NULL);
+}
+END_TEST
+
 START_TEST(test_not_a_number_refused) {
     expect_refused("[intake]\nport = http\n", "port", NULL);
     remove_ini();
@@ -234,6 +264,7 @@ static Suite *config_suite(void) {
     tcase_add_test(tc, test_unknown_key_refused);
     tcase_add_test(tc, test_out_of_bounds_refused);
     tcase_add_test(tc, test_not_a_number_refused);
+    tcase_add_test(tc, test_fraction_setting);
     tcase_add_test(tc, test_error_names_line);
     tcase_add_test(tc, test_first_error_reported_consistently);
     tcase_add_test(tc, test_missing_file);
