@@ -38,8 +38,12 @@ struct fb_classifier {
 };
 
 fb_classify_params_t fb_classify_params_default(void) {
-    return (fb_classify_params_t){
-        .ngram_min = 1, .ngram_max = 3, .min_df = 1, .c = 10.0, .calibration_folds = 3};
+    return (fb_classify_params_t){.ngram_min = 1,
+                                  .ngram_max = 2,
+                                  .min_df = 1,
+                                  .c = 10.0,
+                                  .calibration_folds = 3,
+                                  .prune = 0.2};
 }
 
 /* ---- n-grams ------------------------------------------------------------ */
@@ -699,7 +703,7 @@ int fb_classifier_train(const fb_example_t *ex, size_t n, const fb_classify_para
     struct model *m = train_fold(&cp, NULL, -1, c->n_features, pr.c);
     if (!m)
         goto fail;
-    rc = take_weights(c, m, 1e-3);
+    rc = take_weights(c, m, pr.prune);
     free_and_destroy_model(&m);
     if (rc)
         goto fail;

@@ -31,6 +31,7 @@ typedef struct fb_classify_params {
     int min_df;               /* keep an n-gram seen in at least this many examples */
     double c;                 /* LIBLINEAR's cost */
     int calibration_folds;    /* folds for the softmax temperature; 0: none */
+    double prune;             /* weights of smaller magnitude are dropped from the model */
 } fb_classify_params_t;
 
 fb_classify_params_t fb_classify_params_default(void);

@@ -41,7 +41,8 @@ static const s_command_t s_commands[] = {
      "upsert departments: [{code, name, kind, jurisdiction: [region codes]}]; a listed "
      "department's jurisdiction is replaced"},
     {"categories", "import", ctl_cmd_categories_import, "FILE",
-     "upsert categories: [{code, parent_code, name}]"},
+     "upsert categories: [{code, parent_code, name, terms, examples, emergency}]; terms and "
+     "examples replace the catalogue's training examples"},
     {"calendar", "import", ctl_cmd_calendar_import, "FILE",
      "upsert calendar days: [{day: YYYY-MM-DD, kind: holiday|workday, name}]"},
     {"rules", "import", ctl_cmd_rules_import, "FILE",
@@ -54,6 +55,17 @@ static const s_command_t s_commands[] = {
      "[--channel CH] [--urgency U] [--kind K] [--at RFC3339] [--json]",
      "show how the dispatcher would route a petition: every rule tried and why, the "
      "department, the deadlines"},
+    {"classify", "train", ctl_cmd_classify_train, "[--ngram-max N] [--c COST]",
+     "train a classifier on training_examples and store it as the newest model (dispatchers "
+     "load it at once)"},
+    {"classify", "eval", ctl_cmd_classify_eval, "FILE [--folds K] [--threshold T] [--json]",
+     "top-1/top-3 accuracy, plausible departments and the most confused pairs on labelled JSON "
+     "lines {text, category, also}: the newest model, or K-fold with FILE's other folds"},
+    {"classify", "text", ctl_cmd_classify_text, "TEXT",
+     "the newest model's top 3 categories for TEXT, with the n-grams that weighed most"},
+    {"history", "import", ctl_cmd_history_import, "FILE",
+     "past work orders as training examples: CSV (header text,category or text,department) or "
+     "JSON lines; all rows or none"},
     {"token", "create", ctl_cmd_token_create, "--role ROLE [--department CODE] [--name NAME]",
      "make an API token and print it (only its hash is stored; it cannot be shown again)"},
     {"token", "list", ctl_cmd_token_list, "", "list API tokens (never their hashes)"},
