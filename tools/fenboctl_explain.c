@@ -5,6 +5,7 @@
  * shows every rule tried and why it did or did not match. Nothing is written. */
 #include "fenboctl.h"
 #include "fb_calendar.h"
+#include "fb_classify.h"
 #include "fb_common.h"
 #include "fb_db.h"
 #include "fb_geo.h"
@@ -59,6 +60,42 @@ static char *lookup_name(ctl_t *ctl, const char *sql, const char *code) {
         name = strdup(PQgetvalue(res, 0, 0));
     PQclear(res);
     return name;
+}
+
+/* The newest model's top 3 for norm with each one's weightiest n-grams, as
+ * JSON: {"model_version", "top": [{"category", "name", "confidence",
+ * "ngrams": [[ngram, weight]…]}]}; NULL without a model. *top_out is the best
+ * category (borrowed from the answer) and *top_conf its confidence. */
+static json_t *classification(ctl_t *ctl, const char *norm, const char **top_out,
+                              double *top_conf) {
+    fb_classifier_t *model = NULL;
+    int version = 0;
+    *top_out = NULL;
+    *top_conf = 0;
+    if (fb_classifier_load_latest(ctl->db, &model, &version) != 0 || !model)
+        return NULL;
+    fb_class_score_t s[3];
+    size_t n = fb_classifier_classify(model, norm, s, 3);
+    json_t *top = json_array();
+    for (size_t i = 0; i < n; i++) {
+        fb_ngram_weight_t w[5];
+        size_t nw = fb_classifier_explain(model, norm, s[i].category, w, 5);
+        json_t *ng = json_array();
+        for (size_t k = 0; k < nw; k++)
+            json_array_append_new(ng, json_pack("[s,f]", w[k].ngram, w[k].weight));
+        char *name = lookup_name(ctl, "SELECT name FROM categories WHERE code = $1", s[i].category);
+        json_array_append_new(top,
+                              json_pack("{s:s,s:s?,s:f,s:o}", "category", s[i].category, "name",
+                                        name, "confidence", s[i].confidence, "ngrams", ng));
+        free(name);
+    }
+    fb_classifier_destroy(&model);
+    json_t *out = json_pack("{s:i,s:o}", "model_version", version, "top", top);
+    if (out && n) {
+        *top_out = json_string_value(json_object_get(json_array_get(top, 0), "category"));
+        *top_conf = s[0].confidence;
+    }
+    return out;
 }
 
 static void human_time(int64_t us, char *out, size_t outlen) {
@@ -126,6 +163,7 @@ int ctl_cmd_rules_explain(ctl_t *ctl, int argc, char **argv) {
 
     char *norm = NULL, *region = NULL, *region_name = NULL, *dept_name = NULL;
     json_t *rules = NULL, *juris = NULL, *days = NULL, *tried = json_array(), *out = NULL;
+    json_t *cls = NULL;
     fb_ruleset_t *rs = NULL;
     fb_calendar_t *cal = fb_calendar_new();
     char err[512] = "";
@@ -167,6 +205,16 @@ int ctl_cmd_rules_explain(ctl_t *ctl, int argc, char **argv) {
         goto done;
     }
 
+    /* As the dispatcher does: a petition without a category takes the
+     * model's best one when it is confident enough. */
+    const char *top = NULL, *source = category ? "given" : NULL;
+    double top_conf = 0;
+    cls = classification(ctl, norm, &top, &top_conf);
+    if (!category && top && top_conf >= ctl->cfg.classify_min_confidence) {
+        category = top;
+        source = "model";
+    }
+
     fb_rule_input_t in = {
         .channel = channel,
         .category = category,
@@ -202,6 +250,10 @@ int ctl_cmd_rules_explain(ctl_t *ctl, int argc, char **argv) {
             dept_name ? json_string(dept_name) : json_null(), "assist_departments", assists,
             "received_at", time_or_null(true, at), "urgency", eff_urgency, "accept_due",
             time_or_null(r, accept_due), "reply_due", time_or_null(r, reply_due), "tried", tried);
+        if (out) {
+            json_object_set(out, "classification", cls ? cls : json_null());
+            json_object_set_new(out, "category_source", source ? json_string(source) : json_null());
+        }
         char *s = out ? json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         if (!s) {
             ctl_fail(ctl, "cannot format the answer");
@@ -217,8 +269,30 @@ int ctl_cmd_rules_explain(ctl_t *ctl, int argc, char **argv) {
     human_time(at, when, sizeof when);
     printf("text:     %s\n", norm);
     printf("received: %s, %s, %s, %s\n", when, channel, urgency, kind);
+    if (cls) {
+        printf("classifier (model version %d, routes at ≥ %.2f):\n",
+               (int)json_integer_value(json_object_get(cls, "model_version")),
+               ctl->cfg.classify_min_confidence);
+        size_t ci;
+        const json_t *c;
+        json_array_foreach(json_object_get(cls, "top"), ci, c) {
+            printf("  %zu. %s %s %.1f%% —", ci + 1,
+                   json_string_value(json_object_get(c, "category")),
+                   json_string_value(json_object_get(c, "name")),
+                   json_real_value(json_object_get(c, "confidence")) * 100);
+            size_t k;
+            const json_t *g;
+            json_array_foreach(json_object_get(c, "ngrams"), k, g) {
+                printf("%s %s %.2f", k ? "," : "", json_string_value(json_array_get(g, 0)),
+                       json_real_value(json_array_get(g, 1)));
+            }
+            printf("\n");
+        }
+    } else {
+        printf("classifier: no model (fenboctl classify train)\n");
+    }
     if (category)
-        printf("category: %s\n", category);
+        printf("category: %s (%s)\n", category, source);
     if (region)
         printf("region:   %s %s\n", region, region_name ? region_name : "");
     else
@@ -255,6 +329,7 @@ int ctl_cmd_rules_explain(ctl_t *ctl, int argc, char **argv) {
     rc = CTL_OK;
 done:
     json_decref(out);
+    json_decref(cls);
     json_decref(tried);
     json_decref(rules);
     json_decref(juris);
