@@ -1,6 +1,6 @@
 /* fb_classify.c — the petition classifier: character n-grams, TF-IDF, a
- * LIBLINEAR one-vs-rest logistic regression, and a softmax temperature fitted
- * on held-out folds so that confidences are calibrated.
+ * LIBLINEAR one-vs-rest logistic regression, and a sigmoid fitted on held-out
+ * folds (Platt scaling) so that confidences are calibrated.
  *
  * Why character n-grams: Chinese has no spaces, residents misspell by
  * homophone and abbreviate freely, and a word segmenter trained on news text
@@ -33,7 +33,7 @@ struct fb_classifier {
     uint32_t *off;      /* n_features + 1: feature f's weights are [off[f], off[f+1]) */
     uint16_t *cls;      /* class of each stored weight */
     float *w;           /* the weights, near-zero ones pruned */
-    double temperature; /* softmax(temperature × decision value) */
+    double scale, shift; /* calibration: σ(scale × decision value + shift) */
     fb_map_t *index;    /* n-gram → feature + 1 */
 };
 
@@ -248,15 +248,15 @@ static void decide(const fb_classifier_t *c, const vec_t *v, double *dec) {
     }
 }
 
-/* dec becomes softmax(t × dec). */
-static void softmax(double *dec, size_t n, double t) {
-    double mx = -INFINITY, sum = 0;
-    for (size_t j = 0; j < n; j++)
-        mx = dec[j] * t > mx ? dec[j] * t : mx;
-    for (size_t j = 0; j < n; j++)
-        sum += dec[j] = exp(dec[j] * t - mx);
-    for (size_t j = 0; j < n; j++)
-        dec[j] /= sum;
+/* Decision values become confidences: each class's calibrated probability,
+ * scaled down only when they sum past one (two classes both likely share). */
+static void calibrate(const fb_classifier_t *c, double *dec) {
+    double sum = 0;
+    for (size_t j = 0; j < c->n_classes; j++)
+        sum += dec[j] = 1 / (1 + exp(-(c->scale * dec[j] + c->shift)));
+    if (sum > 1)
+        for (size_t j = 0; j < c->n_classes; j++)
+            dec[j] /= sum;
 }
 
 size_t fb_classifier_classify(const fb_classifier_t *c, const char *text_norm,
@@ -275,7 +275,7 @@ size_t fb_classifier_classify(const fb_classifier_t *c, const char *text_norm,
     }
     decide(c, &v, p);
     free(v.x);
-    softmax(p, c->n_classes, c->temperature);
+    calibrate(c, p);
     /* Top k by insertion into the short sorted out[]. */
     size_t got = 0;
     for (size_t j = 0; j < c->n_classes; j++) {
@@ -469,17 +469,21 @@ static void model_slots(const struct model *m, size_t n_classes, int *slot) {
         slot[m->label[s]] = s;
 }
 
-/* Fits the softmax temperature on held-out decision values: the one of a
- * log-spaced grid with the least log loss. */
-static double fit_temperature(const corpus_t *cp, size_t n_classes, size_t n_features,
-                              const fb_classify_params_t *params) {
+/* Fits Platt's sigmoid σ(scale·d + shift) to held-out decision values d of
+ * every (example, class) pair against "is this its class", by Newton's
+ * method on the two parameters. Each class's score then reads as the
+ * probability that the petition is of that class, so a text that shares
+ * nothing with any class scores low everywhere — a softmax would hand the
+ * class with the largest bias a confident win. */
+static void fit_calibration(const corpus_t *cp, size_t n_classes, size_t n_features,
+                            const fb_classify_params_t *params, double *scale, double *shift) {
+    *scale = 1.0, *shift = 0.0;
     int folds = params->calibration_folds;
     if (folds < 2 || cp->n < (size_t)folds * 2)
-        return 1.0;
+        return;
     int *fold = malloc(cp->n * sizeof *fold);
     double *dec = malloc(cp->n * n_classes * sizeof *dec);
     int *slot = malloc(n_classes * sizeof *slot);
-    double t_best = 1.0;
     if (!fold || !dec || !slot)
         goto done;
     for (size_t i = 0; i < cp->n; i++)
@@ -494,8 +498,7 @@ static double fit_temperature(const corpus_t *cp, size_t n_classes, size_t n_fea
                 continue;
             double *d = dec + i * n_classes;
             for (size_t j = 0; j < n_classes; j++) {
-                /* A class the fold never saw cannot win. */
-                d[j] = slot[j] < 0 ? -1e3 : model_weight(m, slot, n_features, (int)j);
+                d[j] = slot[j] < 0 ? NAN : model_weight(m, slot, n_features, (int)j);
                 for (size_t q = 0; q < cp->vec[i].n && slot[j] >= 0; q++)
                     d[j] += cp->vec[i].x[q].value *
                             model_weight(m, slot, (size_t)cp->vec[i].x[q].index - 1, (int)j);
@@ -504,28 +507,37 @@ static double fit_temperature(const corpus_t *cp, size_t n_classes, size_t n_fea
         free_and_destroy_model(&m);
         fb_log(FB_LOG_INFO, "event=classify_calibration_fold fold=%d of=%d", k + 1, folds);
     }
-    double best = INFINITY;
-    double *p = malloc(n_classes * sizeof *p);
-    if (!p)
-        goto done;
-    for (double t = 0.25; t <= 64; t *= 1.1) {
-        double loss = 0;
-        for (size_t i = 0; i < cp->n; i++) {
-            memcpy(p, dec + i * n_classes, n_classes * sizeof *p);
-            softmax(p, n_classes, t);
-            loss -= log(fmax(p[(size_t)cp->y[i]], 1e-12));
-        }
-        if (loss < best)
-            best = loss, t_best = t;
+    double a = 1.0, b = 0.0, loss = 0;
+    for (int it = 0; it < 50; it++) {
+        double ga = 0, gb = 0, haa = 1e-9, hab = 0, hbb = 1e-9;
+        loss = 0;
+        for (size_t i = 0; i < cp->n; i++)
+            for (size_t j = 0; j < n_classes; j++) {
+                double d = dec[i * n_classes + j];
+                if (isnan(d))
+                    continue; /* a class the fold never saw */
+                double y = (size_t)cp->y[i] == j, z = a * d + b, p = 1 / (1 + exp(-z));
+                loss -= y ? log(fmax(p, 1e-15)) : log(fmax(1 - p, 1e-15));
+                double w = p * (1 - p);
+                ga += (p - y) * d, gb += p - y;
+                haa += w * d * d, hab += w * d, hbb += w;
+            }
+        double det = haa * hbb - hab * hab;
+        if (!(det > 0))
+            break;
+        double da = (hbb * ga - hab * gb) / det, db = (haa * gb - hab * ga) / det;
+        a -= da, b -= db;
+        if (fabs(da) < 1e-6 && fabs(db) < 1e-6)
+            break;
     }
-    free(p);
-    fb_log(FB_LOG_INFO, "event=classify_calibrated temperature=%.3f log_loss=%.4f", t_best,
-           best / (double)cp->n);
+    if (isfinite(a) && isfinite(b) && a > 0)
+        *scale = a, *shift = b;
+    fb_log(FB_LOG_INFO, "event=classify_calibrated scale=%.4f shift=%.4f log_loss=%.5f", *scale,
+           *shift, loss / (double)(cp->n * n_classes));
 done:
     free(fold);
     free(dec);
     free(slot);
-    return t_best;
 }
 
 /* Copies the final model's weights into c, dropping those too small to move
@@ -699,7 +711,7 @@ int fb_classifier_train(const fb_example_t *ex, size_t n, const fb_classify_para
             goto fail;
     rc = FB_ENOMEM;
 
-    c->temperature = fit_temperature(&cp, c->n_classes, c->n_features, &pr);
+    fit_calibration(&cp, c->n_classes, c->n_features, &pr, &c->scale, &c->shift);
     struct model *m = train_fold(&cp, NULL, -1, c->n_features, pr.c);
     if (!m)
         goto fail;
@@ -722,7 +734,7 @@ fail:
 
 /* ---- the stored form ---------------------------------------------------- */
 /* MAGIC, then little-endian: u32 ngram_min, ngram_max, n_classes,
- * n_features, nnz; f64 temperature; per class u16 length + code, f32 bias;
+ * n_features, nnz; f64 scale, shift; per class u16 length + code, f32 bias;
  * per feature u8 length + n-gram, f32 idf, u32 weights; then nnz × (u16
  * class, f32 weight). The machine's own byte order is checked by the
  * magic's companion word. */
@@ -775,7 +787,8 @@ int fb_classifier_save(const fb_classifier_t *c, unsigned char **buf, size_t *le
     put_u32(&b, (uint32_t)c->n_classes);
     put_u32(&b, (uint32_t)c->n_features);
     put_u32(&b, c->off[c->n_features]);
-    put(&b, &c->temperature, sizeof c->temperature);
+    put(&b, &c->scale, sizeof c->scale);
+    put(&b, &c->shift, sizeof c->shift);
     for (size_t j = 0; j < c->n_classes; j++) {
         size_t l = strlen(c->labels[j]);
         put_u16(&b, (uint16_t)l);
@@ -862,8 +875,9 @@ int fb_classifier_load(const unsigned char *buf, size_t len, fb_classifier_t **o
         return FB_ENOMEM;
     int rc = FB_EINVAL;
     c->ngram_min = (int)nmin, c->ngram_max = (int)nmax;
-    get(&r, &c->temperature, sizeof c->temperature);
-    if (!(c->temperature > 0 && c->temperature < 1e6))
+    get(&r, &c->scale, sizeof c->scale);
+    get(&r, &c->shift, sizeof c->shift);
+    if (!(c->scale > 0 && c->scale < 1e6 && fabs(c->shift) < 1e6))
         goto fail;
     c->labels = calloc(ncls, sizeof *c->labels);
     c->bias = calloc(ncls, sizeof *c->bias);

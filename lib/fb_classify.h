@@ -6,8 +6,9 @@
  * The model is character n-grams of the normalised text (fb_text_normalize),
  * weighted TF-IDF and L2-normalised, scored by a linear model trained with
  * LIBLINEAR (one-vs-rest logistic regression); the decision values go through
- * a softmax whose temperature is fitted on held-out folds so that the
- * confidences are calibrated probabilities. A model is a byte string
+ * a sigmoid fitted on held-out folds (Platt scaling), so that a confidence
+ * reads as the probability that the petition is of that category (scaled
+ * down when several are likely, so that they never sum past one). A model is a byte string
  * (fb_classifier_save/load) kept in PostgreSQL (classifier_models). */
 #ifndef FB_CLASSIFY_H
 #define FB_CLASSIFY_H
@@ -30,7 +31,7 @@ typedef struct fb_classify_params {
     int ngram_min, ngram_max; /* character n-gram lengths, e.g. 1..3 */
     int min_df;               /* keep an n-gram seen in at least this many examples */
     double c;                 /* LIBLINEAR's cost */
-    int calibration_folds;    /* folds for the softmax temperature; 0: none */
+    int calibration_folds;    /* folds for the calibration; 0: none */
     double prune;             /* weights of smaller magnitude are dropped from the model */
 } fb_classify_params_t;
 

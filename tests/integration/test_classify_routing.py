@@ -51,11 +51,11 @@ EXAMPLES = {
                "家里的灶台阀门关了还有嘶嘶的声音和怪味", "闻到很浓的臭味，怀疑管道漏了",
                "餐馆后厨有刺鼻气味，老板不管", "单元楼里一股臭鸡蛋味，邻居都闻到了",
                "灶具连接管老化破了，有气味冒出来", "表箱附近有很重的气味，怕出事"],
-    "0601": ["老板拖欠我们三个月工资不发", "工地干完活了包工头不给工钱",
+    "060102": ["老板拖欠我们三个月工资不发", "工地干完活了包工头不给工钱",
              "公司倒闭了，工资一直拖着不结", "辞职两个月了上个月的工资还没发给我",
              "饭店老板跑路了，欠了员工工资", "加班费一直不给，工资也拖欠",
              "工厂以各种理由克扣工资拖欠不发", "年底了工资还欠着，老板不接电话"],
-    "0901": ["社区养老服务中心的饭菜太差了", "想给家里老人申请居家养老服务",
+    "090102": ["社区养老服务中心的饭菜太差了", "想给家里老人申请居家养老服务",
              "养老院护工对老人态度很差", "老年食堂什么时候开门，老人吃饭不方便",
              "请问高龄老人补贴怎么申请", "社区日间照料中心关门了，老人没人照看",
              "养老机构收费太高，普通家庭负担不起", "独居老人需要上门探访服务"],
@@ -64,7 +64,7 @@ EXAMPLES = {
 # The department the demo rules choose for each of these categories (no
 # location, so no rule of a street's applies).
 RULES = {"030101": "jiaotong", "030102": "chengguan", "020101": "water_co", "010401": "chengguan",
-         "020301": "gas_co", "0601": "renshe", "0901": "minzheng"}
+         "020301": "gas_co", "060102": "renshe", "090102": "minzheng"}
 
 # Orders on a topic the examples above never mention: operators teach it.
 TOPIC = ["广场上的健身器材坏了，单杠断了一根", "小区里的健身器材损坏，扭腰器转不动了",
@@ -72,7 +72,7 @@ TOPIC = ["广场上的健身器材坏了，单杠断了一根", "小区里的健
 TOPIC_LATER = "小区健身器材又坏了，单杠和扭腰器都不能用"
 VAGUE = "我想反映一个情况，希望有关部门重视一下，谢谢"
 GASSY = "楼道里好像有一股怪味，臭鸡蛋一样，不知道是什么"
-ROAD = "门口马路上有好几个大坑，路面破损得很厉害"
+ROAD = "门口马路上有好几个大坑，车开过去颠得厉害"
 
 
 class Run:
@@ -101,6 +101,17 @@ class Run:
         return body if isinstance(body, dict) else {}
 
 
+def set_threshold(c, value):
+    """Sets classify_min_confidence and waits for the dispatcher's reload. A
+    model of seven categories is confident about anything, so the manual
+    queue's parts of the test raise the bar rather than rely on it."""
+    before = c.daemons["dispatcher"].log_text().count("event=reloaded")
+    c.write_ini(extra={"dispatcher": {"classify_min_confidence": value}})
+    c.daemons["dispatcher"].proc.send_signal(signal.SIGHUP)
+    c.wait_until(lambda: c.daemons["dispatcher"].log_text().count("event=reloaded") > before,
+                 10, "the dispatcher to reload its config")
+
+
 def train(c, version):
     """Trains a model with fenboctl and waits for the dispatcher to load it."""
     out = c.fenboctl("classify", "train", timeout=300).strip()
@@ -117,6 +128,9 @@ def run():
                  start_daemons=False) as c:
         ck = Checks()
         docs = [{"text": t, "category": k} for k, ts in EXAMPLES.items() for t in ts]
+        # Only these examples: the demo catalogue's own are replaced, so that
+        # the test knows what the model learnt.
+        c.psql("DELETE FROM training_examples;")
         c.psql("INSERT INTO training_examples (text, category, source)"
                " SELECT x->>'text', x->>'category', 'catalogue'"
                " FROM json_array_elements(:'doc'::json) x;",
@@ -146,13 +160,14 @@ def run():
                                               "category_confidence")})
 
         # A vague order: manual queue, 3 suggestions with departments and names.
+        set_threshold(c, "0.99")
         vague = r.post(VAGUE)
         ck.check(vague["status"] == "manual" and vague["category"] is None
                  and vague["category_source"] is None,
                  "a vague order waits in the manual queue: %r" % vague)
         sugg = vague["suggestions"] or []
         ck.check(len(sugg) == 3 and all(s.get("category") in EXAMPLES for s in sugg)
-                 and all(0 <= s.get("confidence", -1) < 0.5 for s in sugg)
+                 and all(0 <= s.get("confidence", -1) < 0.99 for s in sugg)
                  and sugg == sorted(sugg, key=lambda s: -s["confidence"]),
                  "3 suggestions below the threshold, best first: %r" % sugg)
         st, listed = c.worker("GET", "/api/v1/cases?status=manual", c.tokens["operator"])
@@ -201,12 +216,12 @@ def run():
         # A category changed by an operator teaches too.
         other = r.post(VAGUE + "。")
         st, ans = c.worker("POST", "/api/v1/cases/%d/category" % other["id"],
-                           c.tokens["operator"], {"category": "0901"})
-        ck.check(st == 200 and ans.get("category") == "0901"
+                           c.tokens["operator"], {"category": "090102"})
+        ck.check(st == 200 and ans.get("category") == "090102"
                  and ans.get("category_source") == "operator",
                  "POST category sets it: %s %r" % (st, ans))
         ck.check(c.sql_value("SELECT count(*) FROM training_examples WHERE case_id = :'id'"
-                             " AND source = 'operator' AND category = '0901'",
+                             " AND source = 'operator' AND category = '090102'",
                              id=other["id"]) == 1,
                  "the change of category wrote a training example")
         st, ans = c.worker("POST", "/api/v1/cases/%d/category" % other["id"],
@@ -214,11 +229,12 @@ def run():
         ck.check(st == 422 and ans.get("error", {}).get("field") == "category",
                  "an unknown category is refused: %s %r" % (st, ans))
         st, ans = c.worker("POST", "/api/v1/cases/%d/category" % other["id"],
-                           c.dept_tokens["jiaotong"], {"category": "0901"})
+                           c.dept_tokens["jiaotong"], {"category": "090102"})
         ck.check(st == 403, "a department may not change categories: %s %r" % (st, ans))
 
         # Retrained, the running dispatcher routes the topic by itself.
         train(c, 2)
+        set_threshold(c, "0.5")
         later = r.post(TOPIC_LATER)
         if taught:
             ck.check(later["category_source"] == "model" and later["model_version"] == 2
@@ -228,10 +244,7 @@ def run():
                      % (taught, later))
 
         # Threshold 1 on SIGHUP: the model no longer decides; safety first.
-        c.write_ini(extra={"dispatcher": {"classify_min_confidence": "1"}})
-        c.daemons["dispatcher"].proc.send_signal(signal.SIGHUP)
-        c.wait_until(lambda: "event=reloaded" in c.daemons["dispatcher"].log_text(), 10,
-                     "the dispatcher to reload its config")
+        set_threshold(c, "1")
         road2 = r.post(ROAD)
         ck.check(road2["status"] == "manual" and road2["category_source"] is None
                  and any(s["category"] == "030101" for s in road2["suggestions"] or []),
