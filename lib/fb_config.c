@@ -98,7 +98,7 @@ static const s_option_t s_options[] = {
         "how recent that case must be, in hours"),
     OPT("dispatcher", "dedup_similarity_pct", T_INT, dedup_similarity_pct, 0, 100, "20", true,
         "pg_trgm similarity of the texts needed, in percent (on characters)"),
-    OPT("dispatcher", "classify_min_confidence", T_DOUBLE, classify_min_confidence, 0, 1, "0.5",
+    OPT("dispatcher", "classify_min_confidence", T_DOUBLE, classify_min_confidence, 0, 1, "0.15",
         true,
         "a petition without a category (or with a coarse one) takes the classifier's best "
         "category when its confidence is at least this (0..1); below, the rules decide on what "

@@ -165,7 +165,7 @@ END_TEST
 START_TEST(test_fraction_setting) {
     fb_config_t cfg;
     fb_config_defaults(&cfg);
-    ck_assert_double_eq_tol(cfg.classify_min_confidence, 0.5, 1e-12);
+    ck_assert_double_eq_tol(cfg.classify_min_confidence, 0.15, 1e-12);
     write_ini("[dispatcher]\nclassify_min_confidence = 0.85\n");
     char err[512] = "";
     ck_assert_msg(fb_config_load(&cfg, s_path, err, sizeof err) == 0, "refused: %s", err);
