@@ -4,7 +4,9 @@
  * Public reads prove nothing about a person (DESIGN.md): a request shows its
  * category, status, department, times and place — never the resident's
  * name, phone, e-mail or device, and not the free text, so description is
- * always null here. Every channel's tracking number is a service_request_id,
+ * always null here. The place is no finer than a road or a community: the
+ * address cut before the house number (fenbo_public_place, 0014), the point
+ * rounded to 0.001° (about 100 m), no address_id. Every channel's tracking number is a service_request_id,
  * so a resident who called the hotline follows the case here as well. */
 #include "fb_common.h"
 #include "fb_log.h"
@@ -29,9 +31,8 @@
     " floor(extract(epoch FROM p.received_at))::bigint,"                                           \
     " floor(extract(epoch FROM coalesce(c.updated_at, p.stored_at)))::bigint,"                     \
     " floor(extract(epoch FROM c.reply_due))::bigint,"                                             \
-    " p.address,"                                                                                  \
-    " CASE WHEN p.channel = 'open311' THEN p.raw->>'address_id' END,"                              \
-    " ST_Y(p.location), ST_X(p.location),"                                                         \
+    " fenbo_public_place(p.address, p.region_code), NULL::text,"                                   \
+    " round(ST_Y(p.location)::numeric, 3), round(ST_X(p.location)::numeric, 3),"                   \
     " CASE WHEN p.channel = 'open311' THEN p.raw->>'media_url' END,"                               \
     " ev.type"                                                                                     \
     " FROM petitions p"                                                                            \

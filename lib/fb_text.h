@@ -23,4 +23,17 @@ void fb_text_shutdown(void);
  * traditional characters are left as they are. */
 int fb_text_normalize(const char *in, char **out);
 
+/* Masks personal data typed into free text (a petition's content or
+ * address), in the style of fb_mask_phone: e-mail addresses keep their first
+ * character and domain (z***@example.com); 18-character ID card numbers,
+ * other runs of 12 or more digits (bank cards), mainland mobiles (with an
+ * optional +86 and single spaces or dashes between the groups) and
+ * landlines with an area code keep their first three and last four digits
+ * (138****5678, 057****4321); local numbers of 7 or 8 digits keep their last
+ * four (****4321). A run of digits joined by dashes to other digits (a
+ * tracking number, a date) is no local number. Digits are ASCII only.
+ * schema/0014_mask_text.sql's fenbo_mask_text() is the same function in SQL.
+ * *out is the caller's (free()). Returns 0 or FB_ENOMEM. */
+int fb_text_mask_personal(const char *in, char **out);
+
 #endif

@@ -4,6 +4,7 @@
 #include "fb_text.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,6 +171,54 @@ START_TEST(test_init_twice_is_harmless) {
 }
 END_TEST
 
+/* Every line of tests/fixtures/mask_text.tsv, which the SQL twin
+ * fenbo_mask_text is tested against as well. */
+START_TEST(test_mask_personal_fixture) {
+    FILE *f = fopen(FENBO_SOURCE_DIR "/tests/fixtures/mask_text.tsv", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[1024];
+    int cases = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *tab = strchr(line, '\t');
+        if (line[0] == '#' || !tab)
+            continue;
+        *tab = '\0';
+        char *out = NULL;
+        ck_assert_int_eq(fb_text_mask_personal(line, &out), 0);
+        ck_assert_msg(strcmp(out, tab + 1) == 0, "mask(%s) = %s, want %s", line, out, tab + 1);
+        free(out);
+        cases++;
+    }
+    fclose(f);
+    ck_assert_int_ge(cases, 20);
+}
+END_TEST
+
+START_TEST(test_mask_personal_edges) {
+    char *out = NULL;
+    ck_assert_int_eq(fb_text_mask_personal("", &out), 0);
+    ck_assert_str_eq(out, "");
+    free(out);
+    /* Growth: the longest output per input byte (a@b.cd → a***@b.cd) fits. */
+    char in[701];
+    for (int i = 0; i < 100; i++)
+        memcpy(in + 7 * i, "a@b.cd ", 7);
+    in[700] = '\0';
+    ck_assert_int_eq(fb_text_mask_personal(in, &out), 0);
+    ck_assert_uint_eq(strlen(out), 1000);
+    ck_assert(strncmp(out, "a***@b.cd a***@b.cd ", 20) == 0);
+    free(out);
+    ck_assert_int_eq(fb_text_mask_personal("x 1234567 y 7654321", &out), 0);
+    ck_assert_str_eq(out, "x ****4567 y ****4321");
+    free(out);
+    /* A masked text masks to itself. */
+    ck_assert_int_eq(fb_text_mask_personal("电话199****5678 z***@example.com", &out), 0);
+    ck_assert_str_eq(out, "电话199****5678 z***@example.com");
+    free(out);
+}
+END_TEST
+
 static Suite *text_suite(void) {
     Suite *s = suite_create("text");
     TCase *tc = tcase_create("utf8");
@@ -190,6 +239,11 @@ static Suite *text_suite(void) {
     tcase_add_test(tc, test_norm_invalid_utf8_refused);
     tcase_add_test(tc, test_norm_original_untouched);
     tcase_add_test(tc, test_norm_without_opencc_keeps_traditional);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("mask");
+    tcase_add_test(tc, test_mask_personal_fixture);
+    tcase_add_test(tc, test_mask_personal_edges);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("opencc");
