@@ -418,17 +418,36 @@ const char *intake_authorize(intake_t *in, fb_http_req_t *req, const char *const
     return role;
 }
 
+typedef struct {
+    intake_t *in;
+    fb_http_req_t *req;
+} s_http_submit_t;
+
 static void http_done(void *ud, unsigned status, const char *tracking_no) {
-    fb_http_req_t *req = ud;
-    if (tracking_no)
-        fb_http_respond_json(req, status, json_pack("{s:s}", "tracking_no", tracking_no));
-    else
-        fb_http_error(req, 503, "spool_unavailable", NULL,
+    s_http_submit_t *ctx = ud;
+    if (tracking_no) {
+        char code[FB_FOLLOWUP_CODE_LEN + 1];
+        intake_follow_up_code(ctx->in, tracking_no, code);
+        fb_http_respond_json(
+            ctx->req, status,
+            json_pack("{s:s,s:s}", "tracking_no", tracking_no, "follow_up_code", code));
+    } else {
+        fb_http_error(ctx->req, 503, "spool_unavailable", NULL,
                       "the petition could not be stored; retry with the same key");
+    }
+    free(ctx);
 }
 
 void intake_submit_http(intake_t *in, fb_http_req_t *req, fb_petition_t *p) {
-    intake_submit(in, p, http_done, req);
+    s_http_submit_t *ctx = malloc(sizeof *ctx);
+    if (!ctx) {
+        fb_petition_destroy(&p);
+        fb_http_error(req, 503, "spool_unavailable", NULL,
+                      "the petition could not be stored; retry with the same key");
+        return;
+    }
+    *ctx = (s_http_submit_t){in, req};
+    intake_submit(in, p, http_done, ctx);
 }
 
 /* ---- start-up and shutdown ------------------------------------------------ */
@@ -503,6 +522,8 @@ int intake_open(intake_t *in) {
            fb_spool_pending(in->spool), fb_map_size(in->keys), in->tracking_seq + 1);
 
     fb_config_path(&in->cfg, "directory.json", path, sizeof path);
+    if ((rc = intake_followup_open(in)) != 0)
+        return rc;
     if ((rc = intake_directory_open(in->loop, in->cfg.db_conninfo, path,
                                     in->cfg.intake_token_refresh_s, &in->dir)) != 0)
         return rc;
@@ -555,6 +576,7 @@ void intake_free(intake_t *in) {
     fb_spool_close(&in->spool);
     fb_spool_close(&in->idem);
     fb_map_destroy(&in->keys, free);
+    intake_followup_free(in);
     for (size_t i = 0; i < in->ages_n; i++)
         free(in->ages[in->ages_head + i].key);
     free(in->ages);

@@ -7,6 +7,7 @@
 
 #include "directory.h"
 #include "fb_config.h"
+#include "fb_followup.h"
 #include "fb_http.h"
 #include "fb_map.h"
 #include "fb_petition.h"
@@ -56,6 +57,7 @@ typedef struct {
 typedef struct {
     uint64_t requests[6]; /* by status class 1xx..5xx, [0] unused */
     uint64_t accepted, duplicates, rejected, fsyncs, fsync_batch_max, acks, sends, resends;
+    uint64_t proof_failures, proof_limited;
 } s_metrics_t;
 
 typedef struct {
@@ -88,6 +90,8 @@ typedef struct {
     s_metrics_t m;
     bool stopping;
     struct intake_mailbox *mailbox; /* mailbox.c's state, NULL when off */
+    fb_followup_key_t follow_up_key;
+    fb_map_t *proof_failures; /* "t:<tracking_no>" / "c:<address>" → failures (followup.c) */
 } intake_t;
 
 /* Opens the spool and the idempotency journal under data_dir, replays what
@@ -106,6 +110,23 @@ void intake_free(intake_t *in);
 void intake_submit(intake_t *in, fb_petition_t *p, intake_done_cb done, void *ud);
 /* intake_submit for an HTTP request: answers {"tracking_no"} with 202/200. */
 void intake_submit_http(intake_t *in, fb_http_req_t *req, fb_petition_t *p);
+
+/* followup.c: the residents' follow-up codes and the limit on wrong ones. */
+/* Loads (or makes) the follow-up key and the failure table. */
+int intake_followup_open(intake_t *in);
+void intake_followup_free(intake_t *in);
+/* The follow-up code of tracking_no, as every channel hands it to the
+ * resident (the 202/200 answer). */
+void intake_follow_up_code(const intake_t *in, const char *tracking_no,
+                           char out[FB_FOLLOWUP_CODE_LEN + 1]);
+/* Before checking a proof for tracking_no from req's client: when either is
+ * waiting after wrong codes, answers 429 with Retry-After and returns false. */
+bool intake_proof_allowed(intake_t *in, fb_http_req_t *req, const char *tracking_no);
+/* Checks proof against tracking_no's code; a wrong one is counted, logged
+ * and makes the tracking number and the client wait. Empty proof: false,
+ * not counted. */
+bool intake_proof_check(intake_t *in, fb_http_req_t *req, const char *tracking_no,
+                        const char *proof);
 
 /* Checks the request's bearer token against roles (NULL-terminated); answers
  * 401/403 itself and returns NULL, else returns the token's role. */

@@ -52,37 +52,41 @@ static size_t body_limit(void *ud, const char *method, const char *path) {
 static void get_metrics(intake_t *in, fb_http_req_t *req) {
     char buf[2048];
     const s_metrics_t *m = &in->m;
-    int n =
-        snprintf(buf, sizeof buf,
-                 "# TYPE fenbo_intake_requests_total counter\n"
-                 "fenbo_intake_requests_total{class=\"2xx\"} %" PRIu64 "\n"
-                 "fenbo_intake_requests_total{class=\"4xx\"} %" PRIu64 "\n"
-                 "fenbo_intake_requests_total{class=\"5xx\"} %" PRIu64 "\n"
-                 "# TYPE fenbo_intake_petitions_accepted_total counter\n"
-                 "fenbo_intake_petitions_accepted_total %" PRIu64 "\n"
-                 "# TYPE fenbo_intake_duplicates_total counter\n"
-                 "fenbo_intake_duplicates_total %" PRIu64 "\n"
-                 "# TYPE fenbo_intake_petitions_refused_total counter\n"
-                 "fenbo_intake_petitions_refused_total %" PRIu64 "\n"
-                 "# TYPE fenbo_intake_fsyncs_total counter\n"
-                 "fenbo_intake_fsyncs_total %" PRIu64 "\n"
-                 "# TYPE fenbo_intake_fsync_batch_max gauge\n"
-                 "fenbo_intake_fsync_batch_max %" PRIu64 "\n"
-                 "# TYPE fenbo_intake_acks_total counter\n"
-                 "fenbo_intake_acks_total %" PRIu64 "\n"
-                 "# TYPE fenbo_intake_sends_total counter\n"
-                 "fenbo_intake_sends_total %" PRIu64 "\n"
-                 "# TYPE fenbo_intake_resends_total counter\n"
-                 "fenbo_intake_resends_total %" PRIu64 "\n"
-                 "# TYPE fenbo_intake_spool_pending gauge\n"
-                 "fenbo_intake_spool_pending %zu\n"
-                 "# TYPE fenbo_intake_spool_segments gauge\n"
-                 "fenbo_intake_spool_segments %zu\n"
-                 "# TYPE fenbo_intake_idempotency_keys gauge\n"
-                 "fenbo_intake_idempotency_keys %zu\n",
-                 m->requests[2], m->requests[4], m->requests[5], m->accepted, m->duplicates,
-                 m->rejected, m->fsyncs, m->fsync_batch_max, m->acks, m->sends, m->resends,
-                 fb_spool_pending(in->spool), fb_spool_segments(in->spool), fb_map_size(in->keys));
+    int n = snprintf(buf, sizeof buf,
+                     "# TYPE fenbo_intake_requests_total counter\n"
+                     "fenbo_intake_requests_total{class=\"2xx\"} %" PRIu64 "\n"
+                     "fenbo_intake_requests_total{class=\"4xx\"} %" PRIu64 "\n"
+                     "fenbo_intake_requests_total{class=\"5xx\"} %" PRIu64 "\n"
+                     "# TYPE fenbo_intake_petitions_accepted_total counter\n"
+                     "fenbo_intake_petitions_accepted_total %" PRIu64 "\n"
+                     "# TYPE fenbo_intake_duplicates_total counter\n"
+                     "fenbo_intake_duplicates_total %" PRIu64 "\n"
+                     "# TYPE fenbo_intake_petitions_refused_total counter\n"
+                     "fenbo_intake_petitions_refused_total %" PRIu64 "\n"
+                     "# TYPE fenbo_intake_fsyncs_total counter\n"
+                     "fenbo_intake_fsyncs_total %" PRIu64 "\n"
+                     "# TYPE fenbo_intake_fsync_batch_max gauge\n"
+                     "fenbo_intake_fsync_batch_max %" PRIu64 "\n"
+                     "# TYPE fenbo_intake_acks_total counter\n"
+                     "fenbo_intake_acks_total %" PRIu64 "\n"
+                     "# TYPE fenbo_intake_sends_total counter\n"
+                     "fenbo_intake_sends_total %" PRIu64 "\n"
+                     "# TYPE fenbo_intake_resends_total counter\n"
+                     "fenbo_intake_resends_total %" PRIu64 "\n"
+                     "# TYPE fenbo_intake_spool_pending gauge\n"
+                     "fenbo_intake_spool_pending %zu\n"
+                     "# TYPE fenbo_intake_spool_segments gauge\n"
+                     "fenbo_intake_spool_segments %zu\n"
+                     "# TYPE fenbo_intake_idempotency_keys gauge\n"
+                     "fenbo_intake_idempotency_keys %zu\n"
+                     "# TYPE fenbo_intake_proof_failures_total counter\n"
+                     "fenbo_intake_proof_failures_total %" PRIu64 "\n"
+                     "# TYPE fenbo_intake_proof_limited_total counter\n"
+                     "fenbo_intake_proof_limited_total %" PRIu64 "\n",
+                     m->requests[2], m->requests[4], m->requests[5], m->accepted, m->duplicates,
+                     m->rejected, m->fsyncs, m->fsync_batch_max, m->acks, m->sends, m->resends,
+                     fb_spool_pending(in->spool), fb_spool_segments(in->spool),
+                     fb_map_size(in->keys), m->proof_failures, m->proof_limited);
     fb_http_respond(req, 200, "text/plain; version=0.0.4", buf, (size_t)n);
 }
 

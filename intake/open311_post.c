@@ -543,11 +543,15 @@ typedef struct {
 static void post_done(void *ud, unsigned status, const char *tracking_no) {
     s_post_t *ctx = ud;
     if (tracking_no) {
-        char notice[160];
-        snprintf(notice, sizeof notice, "诉求已受理，编号 %s：可凭此编号查询办理进度", tracking_no);
+        char notice[200], code[FB_FOLLOWUP_CODE_LEN + 1];
+        intake_follow_up_code(ctx->in, tracking_no, code);
+        snprintf(notice, sizeof notice,
+                 "诉求已受理，编号 %s，查询码 %s：凭编号和查询码查询办理进度、评价", tracking_no,
+                 code);
         intake_open311_respond(ctx->req, status, ctx->fmt, "service_requests",
-                               json_pack("[{s:s,s:s,s:n}]", "service_request_id", tracking_no,
-                                         "service_notice", notice, "account_id"));
+                               json_pack("[{s:s,s:s,s:s,s:n}]", "service_request_id", tracking_no,
+                                         "follow_up_code", code, "service_notice", notice,
+                                         "account_id"));
     } else {
         intake_open311_error(ctx->req, ctx->fmt, 503,
                              "the request could not be stored; send the same request again");

@@ -6,8 +6,8 @@
  * name, phone, e-mail or device, and not the free text, so description is
  * always null here. The place is no finer than a road or a community: the
  * address cut before the house number (fenbo_public_place, 0014), the point
- * rounded to 0.001° (about 100 m), no address_id. Every channel's tracking number is a service_request_id,
- * so a resident who called the hotline follows the case here as well. */
+ * rounded to 0.001° (about 100 m), no address_id. Every channel's tracking number is a
+ * service_request_id, so a resident who called the hotline follows the case here as well. */
 #include "fb_common.h"
 #include "fb_log.h"
 #include "fb_text.h"

@@ -6,25 +6,22 @@
  *
  * Public reads prove nothing about a person (DESIGN.md): without proof the
  * answer holds category, status, department, times and place only. The
- * resident who filed proves it with the last four digits of their phone,
- * their mini-program openid or their e-mail address; only then do they see
- * their own text and the reply, and only then may they rate. Reads and
- * ratings go to PostgreSQL on the thread pool (intake_db_query). */
+ * resident who filed proves it with the petition's follow-up code (given
+ * only to them, in the 202 answer); only then do they see their own text
+ * and the reply, and only then may they rate. Wrong codes are limited per
+ * tracking number and per client (followup.c: 429 with Retry-After). The
+ * last four digits of a phone prove nothing here: they serve an operator on
+ * a callback, in the worker. Reads and ratings go to PostgreSQL on the
+ * thread pool (intake_db_query). */
 #include "fb_log.h"
 #include "intake.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* $2 proves the petition of row p when it is the phone's last four digits,
- * the openid or the e-mail address the petition came with. */
-#define PROOF_SQL                                                                                  \
-    "($2 <> '' AND ("                                                                              \
-    "  (length(regexp_replace(coalesce(p.caller_phone, ''), '\\D', '', 'g')) >= 7 AND"             \
-    "   $2 = right(regexp_replace(p.caller_phone, '\\D', '', 'g'), 4))"                            \
-    "  OR $2 = p.raw->>'openid'"                                                                   \
-    "  OR lower($2) = lower(p.raw->'from'->>'address')"                                            \
-    "  OR lower($2) = lower(p.raw->>'email')))"
+/* $2 is "true" when intake has checked the follow-up code (followup.c):
+ * nothing secret is in the database, so the proof is not checked there. */
+#define PROOF_SQL "$2::boolean"
 
 /* The progress a resident sees: the case's steps, not the office's internal
  * ones (audit reads, timers, anonymisation, merges of other residents). */
@@ -129,8 +126,8 @@ static void on_rated(void *ud, PGresult *res) {
                       "no petition has this tracking number (yet)");
     } else if (!proven) {
         fb_http_error(req, 403, "proof_required", "proof",
-                      "the proof does not match this petition: give the last four digits of "
-                      "your phone, your openid or your e-mail address");
+                      "the proof does not match this petition: give the follow-up code you "
+                      "received with your tracking number");
     } else if (prior) {
         fb_http_error(req, 409, "already_rated", NULL, "this petition has been rated already");
     } else {
@@ -155,8 +152,8 @@ static void rate(intake_t *in, fb_http_req_t *req, const char *tracking_no) {
                       NULL, "body must be a JSON object");
     } else if (!proof || !*proof) {
         fb_http_error(req, 403, "proof_required", "proof",
-                      "proof is required: the last four digits of your phone, your openid or "
-                      "your e-mail address");
+                      "proof is required: the follow-up code you received with your tracking "
+                      "number");
     } else if (!json_is_boolean(resolved)) {
         fb_http_error(req, 422, "invalid_field", "resolved", "resolved must be true or false");
     } else if (!sat || (strcmp(sat, "satisfied") != 0 && strcmp(sat, "basically_satisfied") != 0 &&
@@ -167,8 +164,10 @@ static void rate(intake_t *in, fb_http_req_t *req, const char *tracking_no) {
                (!json_is_string(comment) || json_string_length(comment) > 2000)) {
         fb_http_error(req, 422, "invalid_field", "comment",
                       "comment must be a string of at most 2000 bytes");
-    } else {
-        const char *params[5] = {tracking_no, proof, json_is_true(resolved) ? "true" : "false", sat,
+    } else if (intake_proof_allowed(in, req, tracking_no)) {
+        bool proven = intake_proof_check(in, req, tracking_no, proof);
+        const char *params[5] = {tracking_no, proven ? "true" : "false",
+                                 json_is_true(resolved) ? "true" : "false", sat,
                                  comment ? json_string_value(comment) : NULL};
         if (!params[4])
             params[4] = "";
@@ -202,7 +201,13 @@ void intake_petitions_http(intake_t *in, fb_http_req_t *req) {
         return;
     }
     const char *proof = fb_http_query(req, "proof");
-    const char *params[2] = {tracking_no, proof ? proof : ""};
+    bool proven = false;
+    if (proof && *proof) {
+        if (!intake_proof_allowed(in, req, tracking_no))
+            return;
+        proven = intake_proof_check(in, req, tracking_no, proof);
+    }
+    const char *params[2] = {tracking_no, proven ? "true" : "false"};
     if (intake_db_query(in, s_show_sql, 2, params, on_shown, req) != 0)
         db_unavailable(req);
 }

@@ -39,6 +39,10 @@ typedef struct fb_config {
     int intake_resend_max_ms;
     int intake_token_refresh_s;
     int intake_idempotency_days;
+    char *intake_follow_up_key_file;
+    int intake_proof_free_failures;
+    int intake_proof_client_free_failures;
+    int intake_proof_max_wait_s;
     int spool_segment_bytes;
     /* [mailbox] */
     char *maildir;

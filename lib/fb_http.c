@@ -314,6 +314,12 @@ int fb_http_respond(fb_http_req_t *r, unsigned status, const char *content_type,
     return 0;
 }
 
+int fb_http_add_header(fb_http_req_t *r, const char *name, const char *value) {
+    if (!r->answered || !r->response)
+        return FB_EINVAL;
+    return MHD_add_response_header(r->response, name, value) == MHD_YES ? 0 : FB_ENOMEM;
+}
+
 int fb_http_respond_json(fb_http_req_t *r, unsigned status, json_t *j) {
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);

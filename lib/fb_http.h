@@ -65,6 +65,9 @@ int fb_http_respond_json(fb_http_req_t *r, unsigned status, json_t *j);
 /* Answers {"error": {"code", "message", "field"}}; field may be NULL. */
 int fb_http_error(fb_http_req_t *r, unsigned status, const char *code, const char *field,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Adds a header to the answer just given (before it leaves: call it right
+ * after fb_http_respond*). Returns 0, FB_EINVAL when not answered yet. */
+int fb_http_add_header(fb_http_req_t *r, const char *name, const char *value);
 bool fb_http_answered(const fb_http_req_t *r);
 /* The status answered, 0 while unanswered. */
 unsigned fb_http_status(const fb_http_req_t *r);

@@ -155,7 +155,9 @@ typedef struct {
     size_t len;
 } s_out_t;
 
-static bool isdig(char c) { return c >= '0' && c <= '9'; }
+static bool isdig(char c) {
+    return c >= '0' && c <= '9';
+}
 
 static bool is_alnum_ascii(char c) {
     return isdig(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -185,8 +187,12 @@ static void put_3_4(s_out_t *o, const char *s, size_t n) {
 typedef size_t (*s_pass_fn)(const char *s, size_t i, s_out_t *o);
 
 /* ([A-Za-z0-9])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+) → \1***@\2 */
-static bool email_local(char c) { return is_alnum_ascii(c) || (c && strchr("._%+-", c)); }
-static bool email_label(char c) { return is_alnum_ascii(c) || c == '-'; }
+static bool email_local(char c) {
+    return is_alnum_ascii(c) || (c && strchr("._%+-", c));
+}
+static bool email_label(char c) {
+    return is_alnum_ascii(c) || c == '-';
+}
 
 static size_t pass_email(const char *s, size_t i, s_out_t *o) {
     const char *p = s + i;
@@ -237,7 +243,9 @@ static size_t pass_long(const char *s, size_t i, s_out_t *o) {
     return n;
 }
 
-static bool is_sep(char c) { return c == '-' || c == ' '; }
+static bool is_sep(char c) {
+    return c == '-' || c == ' ';
+}
 
 /* (?<![0-9])(?:\+?86[- ]?)?(1[3-9][0-9])[- ]?[0-9]{4}[- ]?([0-9]{4})(?![0-9]) → \1****\2 */
 static size_t mobile_core(const char *p, char first3[3], char last4[4]) {
@@ -331,8 +339,8 @@ static size_t pass_local(const char *s, size_t i, s_out_t *o) {
 }
 
 int fb_text_mask_personal(const char *in, char **out) {
-    static const s_pass_fn passes[] = {pass_email, pass_id, pass_long, pass_mobile,
-                                       pass_landline, pass_local};
+    static const s_pass_fn passes[] = {pass_email,  pass_id,       pass_long,
+                                       pass_mobile, pass_landline, pass_local};
     size_t n = strlen(in);
     /* No pass makes text more than 1.5 times longer (a@b.cd → a***@b.cd). */
     size_t cap = 2 * n + 16;

@@ -33,7 +33,7 @@ CREATE FUNCTION fenbo_mask_text(t text) RETURNS text
 -- number. "滨江区幸福路88号3栋501" → "滨江区幸福路".
 CREATE FUNCTION fenbo_address_road(a text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN substring(a from '^[^0-9０-９#＃号]*?(?:大道|大街|胡同|路|街|巷|道|弄)');
+    RETURN substring(a from '^[^0-9０-９#＃号]*?(?:大道|大街|胡同|路|街(?!道)|巷|道|弄)');
 
 CREATE FUNCTION fenbo_public_place(address text, region_code text) RETURNS text
     LANGUAGE sql STABLE PARALLEL SAFE

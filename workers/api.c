@@ -14,6 +14,7 @@
 #include "fb_db.h"
 #include "fb_log.h"
 #include "fb_petition.h"
+#include "fb_text.h"
 #include "fb_token.h"
 #include "hotspot.h"
 #include "lifecycle.h"
@@ -247,10 +248,24 @@ char *fb_api_mask_name(const char *name, char *out, size_t outlen) {
     return out;
 }
 
+/* Masks phones, ID card numbers and e-mail addresses typed into the text
+ * field key of o (fb_text_mask_personal). */
+void fb_api_mask_text(json_t *o, const char *key) {
+    const char *t = json_string_value(json_object_get(o, key));
+    char *masked = NULL;
+    if (t && fb_text_mask_personal(t, &masked) == 0)
+        json_object_set_new(o, key, json_string(masked));
+    else if (t)
+        json_object_set_new(o, key, json_string("****"));
+    free(masked);
+}
+
 static void mask_callers(json_t *petitions) {
     size_t i;
     json_t *p;
     json_array_foreach(petitions, i, p) {
+        fb_api_mask_text(p, "content");
+        fb_api_mask_text(p, "address");
         json_t *caller = json_object_get(p, "caller");
         const char *name = json_string_value(json_object_get(caller, "name"));
         const char *phone = json_string_value(json_object_get(caller, "phone"));

@@ -369,6 +369,7 @@ void fb_callback_api_list(fb_worker_t *w, fb_http_req_t *req, const char *role,
         json_t *t;
         json_array_foreach(json_object_get(out, "callbacks"), i, t) {
             json_t *caller = json_object_get(t, "caller");
+            fb_api_mask_text(t, "content");
             const char *name = json_string_value(json_object_get(caller, "name"));
             const char *phone = json_string_value(json_object_get(caller, "phone"));
             char buf[32];
