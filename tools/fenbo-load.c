@@ -47,7 +47,7 @@
 static const char usage_text[] =
     "usage: fenbo-load [--url URL] [--token TOKEN] [--sub ENDPOINT | --no-sub] [-n TOTAL]\n"
     "                  [-c CONNECTIONS] [--rate R] [--warmup N] [--drain-timeout S]\n"
-    "                  [--timeout S] [--prefix STR] [--seed N] [--json]\n"
+    "                  [--timeout S] [--prefix STR] [--seed N] [--free-text PCT] [--json]\n"
     "\n"
     "  --url URL          intake base URL (default $FENBO_INTAKE_URL or http://127.0.0.1:12345);\n"
     "                     orders go to URL" ORDERS_PATH "\n"
@@ -62,6 +62,8 @@ static const char usage_text[] =
     "  --timeout S        per-request HTTP timeout (default 30)\n"
     "  --prefix STR       order_no prefix (default from time and pid, so runs never collide)\n"
     "  --seed N           seed of the order generator (default from time and pid)\n"
+    "  --free-text PCT    share of orders sent without a category, for the\n"
+    "                     dispatcher's classifier to give them one (default 50)\n"
     "  --json             print the results as one JSON object on stdout, the\n"
     "                     human-readable report on stderr\n"
     "\n"
@@ -159,6 +161,7 @@ typedef struct load {
     char *url;
     const char *token, *sub_endpoint, *prefix;
     long total, conns, warmup;
+    long free_text_pct; /* orders sent without a category: the classifier's */
     double rate, drain_timeout_s, timeout_s;
     bool json;
     uint64_t seed;
@@ -368,15 +371,19 @@ static int order_body(load_t *L, long i, char **out) {
     /* Inside the demo city's box (30.20–30.32 N, 120.10–120.26 E), off its edges. */
     double lat = 30.201 + rnd_unit(L) * 0.118, lng = 120.101 + rnd_unit(L) * 0.158;
 
-    json_t *o =
-        json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:{s:f, s:f, s:s}, s:s, s:s, "
-                  "s:b}",
-                  "order_no", order_no, "received_at", received_at, "caller", "name", name, "phone",
-                  phone, "content", content, "category", samples[k].category, "address", address,
-                  "location", "lat", lat, "lng", lng, "crs", "wgs84", "urgency", "normal", "kind",
-                  samples[k].kind, "callback", rnd_below(L, 10) < 3);
+    json_t *o = json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:{s:f, s:f, s:s}, s:s, s:s, s:b}",
+                          "order_no", order_no, "received_at", received_at, "caller", "name", name,
+                          "phone", phone, "content", content, "address", address, "location", "lat",
+                          lat, "lng", lng, "crs", "wgs84", "urgency", "normal", "kind",
+                          samples[k].kind, "callback", rnd_below(L, 10) < 3);
     if (!o)
         return FB_ENOMEM;
+    /* A share of the orders come as free text, as residents' calls do. */
+    if ((long)rnd_below(L, 100) >= L->free_text_pct &&
+        json_object_set_new(o, "category", json_string(samples[k].category)) != 0) {
+        json_decref(o);
+        return FB_ENOMEM;
+    }
     *out = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
     json_decref(o);
     return *out ? 0 : FB_ENOMEM;
@@ -980,7 +987,8 @@ static int parse_args(load_t *L, int argc, char **argv, char **prefix_buf) {
         O_TIMEOUT,
         O_PREFIX,
         O_SEED,
-        O_JSON
+        O_JSON,
+        O_FREE_TEXT
     };
     static const struct option opts[] = {
         {"url", required_argument, NULL, O_URL},
@@ -994,6 +1002,7 @@ static int parse_args(load_t *L, int argc, char **argv, char **prefix_buf) {
         {"prefix", required_argument, NULL, O_PREFIX},
         {"seed", required_argument, NULL, O_SEED},
         {"json", no_argument, NULL, O_JSON},
+        {"free-text", required_argument, NULL, O_FREE_TEXT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1005,6 +1014,7 @@ static int parse_args(load_t *L, int argc, char **argv, char **prefix_buf) {
     L->sub_endpoint = "tcp://127.0.0.1:5556";
     L->total = 10000;
     L->conns = 32;
+    L->free_text_pct = 50;
     L->drain_timeout_s = 30;
     L->timeout_s = 30;
     while ((c = getopt_long(argc, argv, "n:c:h", opts, NULL)) != -1) {
@@ -1047,6 +1057,9 @@ static int parse_args(load_t *L, int argc, char **argv, char **prefix_buf) {
             break;
         case O_JSON:
             L->json = true;
+            break;
+        case O_FREE_TEXT:
+            bad |= parse_long(optarg, 0, &L->free_text_pct) || L->free_text_pct > 100;
             break;
         case 'h':
             say(stdout, "%s", usage_text);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Operators' decisions are few but are the city's own words and its own
  * judgement of the moment: each counts as this many catalogue sentences. */
@@ -267,6 +268,7 @@ static bool acceptable(const labelled_t *l, const char *category) {
 typedef struct outcome {
     bool top1, top3, plausible; /* plausible: the top category's department is right */
     double confidence;
+    int64_t classify_ns;   /* what ranking it cost */
     const char *predicted; /* borrowed from the model, valid while it lives */
     char predicted_copy[32];
 } outcome_t;
@@ -274,8 +276,12 @@ typedef struct outcome {
 static void judge(const fb_classifier_t *m, const fb_ruleset_t *rs, const labelled_t *l,
                   outcome_t *o) {
     fb_class_score_t s[3];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t n = fb_classifier_classify(m, l->norm, s, 3);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     memset(o, 0, sizeof *o);
+    o->classify_ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
     if (n == 0)
         return;
     o->confidence = s[0].confidence;
@@ -300,6 +306,24 @@ typedef struct pair {
 static int cmp_pair(const void *a, const void *b) {
     const pair_t *x = a, *y = b;
     return y->n - x->n;
+}
+
+static int cmp_ns(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median and 99th percentile of the classification cost, in µs. */
+static void cost_us(const outcome_t *o, size_t n, double *median, double *p99) {
+    int64_t *ns = malloc(n * sizeof *ns);
+    *median = *p99 = 0;
+    if (!ns)
+        return;
+    for (size_t i = 0; i < n; i++)
+        ns[i] = o[i].classify_ns;
+    qsort(ns, n, sizeof *ns, cmp_ns);
+    *median = (double)ns[n / 2] / 1000, *p99 = (double)ns[n * 99 / 100] / 1000;
+    free(ns);
 }
 
 static double pct(size_t a, size_t b) {
@@ -411,6 +435,8 @@ int ctl_cmd_classify_eval(ctl_t *ctl, int argc, char **argv) {
     if (pairs)
         qsort(pairs, np, sizeof *pairs, cmp_pair);
 
+    double med_us, p99_us;
+    cost_us(o, n, &med_us, &p99_us);
     static const double sweep[] = {0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7};
     if (as_json) {
         json_t *table = json_array(), *conf = json_array();
@@ -432,6 +458,10 @@ int ctl_cmd_classify_eval(ctl_t *ctl, int argc, char **argv) {
                       pct(top3, n) / 100, "plausible_department", pct(plaus, n) / 100, "threshold",
                       threshold, "auto_routed", pct(autod, n) / 100, "plausible_of_auto_routed",
                       pct(auto_ok, autod) / 100, "thresholds", table, "confused", conf);
+        if (out) {
+            json_object_set_new(out, "classify_median_us", json_real(med_us));
+            json_object_set_new(out, "classify_p99_us", json_real(p99_us));
+        }
         char *str = out ? json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         if (!str) {
             ctl_fail(ctl, "out of memory");
@@ -455,6 +485,8 @@ int ctl_cmd_classify_eval(ctl_t *ctl, int argc, char **argv) {
     printf("  at threshold %.2f: %5.1f%% routed by the model, %5.1f%% of those plausibly; "
            "%5.1f%% of all petitions routed plausibly with no human\n",
            threshold, pct(autod, n), pct(auto_ok, autod), pct(auto_ok, n));
+    printf("  classification cost        median %.1f µs, p99 %.1f µs per petition\n", med_us,
+           p99_us);
     printf("\n  threshold  routed  plausible of all  wrong of all\n");
     for (size_t t = 0; t < FB_ARRAY_LEN(sweep); t++) {
         size_t a = 0, ok = 0;
