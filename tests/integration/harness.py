@@ -22,6 +22,7 @@ import datetime
 import http.client
 import json
 import os
+import secrets
 import re
 import shutil
 import signal
@@ -279,6 +280,11 @@ class Cluster:
             self.bus_petitions_port,
             self.bus_assignments_port,
         ) = free_ports(4)
+        # The follow-up codes' key, one for every intake of the cluster.
+        self.follow_up_key_file = os.path.join(self.tmp, "follow_up.key")
+        with open(self.follow_up_key_file, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+        os.chmod(self.follow_up_key_file, 0o600)
         self.ini = os.path.join(self.tmp, "fenbo.ini")
         self.write_ini()
 
@@ -373,6 +379,7 @@ class Cluster:
                 "resend_ms": "200",
                 "resend_max_ms": "2000",
                 "token_refresh_s": "5",
+                "follow_up_key_file": self.follow_up_key_file,
             },
             "dispatcher": {},
             "worker": {"address": "127.0.0.1", "port": str(self.worker_port), "catchup_s": "1"},
