@@ -19,6 +19,8 @@ Only the standard library: http.client, subprocess, json, threading.
 """
 
 import datetime
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -509,6 +511,17 @@ class Cluster:
             if own:
                 conn.close()
         return status, decode_body(data, ctype)
+
+    def follow_up_code(self, tracking_no):
+        """The follow-up code intake gives the resident of tracking_no
+        (lib/fb_followup.c: HMAC-SHA256 under the key file, its first 50 bits
+        in a 32-letter alphabet)."""
+        with open(self.follow_up_key_file) as f:
+            key = bytes.fromhex(f.read().strip())
+        mac = hmac.new(key, tracking_no.encode(), hashlib.sha256).digest()
+        bits = int.from_bytes(mac[:7], "big") >> 6
+        alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+        return "".join(alphabet[(bits >> (5 * (9 - i))) & 31] for i in range(10))
 
     def post_order(self, order, token=None, conn=None, timeout=30):
         """POST /api/v1/hotline/orders → (status, body)."""

@@ -60,6 +60,7 @@ def run():
         tno, code = b["tracking_no"], b.get("follow_up_code") or ""
         ck.check(len(code) == 10 and code.isalnum() and code.upper() == code,
                  "a 10-character follow-up code: %r" % code)
+        ck.check(code == c.follow_up_code(tno), "the code is derived as documented")
         st2, b2 = c.post_order(o)
         ck.check(st2 == 200 and b2 == b, "a retry answers 200 with the same body: %s %r" % (st2, b2))
 
