@@ -19,9 +19,12 @@ Only the standard library: http.client, subprocess, json, threading.
 """
 
 import datetime
+import hashlib
+import hmac
 import http.client
 import json
 import os
+import secrets
 import re
 import shutil
 import signal
@@ -279,6 +282,11 @@ class Cluster:
             self.bus_petitions_port,
             self.bus_assignments_port,
         ) = free_ports(4)
+        # The follow-up codes' key, one for every intake of the cluster.
+        self.follow_up_key_file = os.path.join(self.tmp, "follow_up.key")
+        with open(self.follow_up_key_file, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+        os.chmod(self.follow_up_key_file, 0o600)
         self.ini = os.path.join(self.tmp, "fenbo.ini")
         self.write_ini()
 
@@ -373,6 +381,7 @@ class Cluster:
                 "resend_ms": "200",
                 "resend_max_ms": "2000",
                 "token_refresh_s": "5",
+                "follow_up_key_file": self.follow_up_key_file,
             },
             "dispatcher": {},
             "worker": {"address": "127.0.0.1", "port": str(self.worker_port), "catchup_s": "1"},
@@ -502,6 +511,17 @@ class Cluster:
             if own:
                 conn.close()
         return status, decode_body(data, ctype)
+
+    def follow_up_code(self, tracking_no):
+        """The follow-up code intake gives the resident of tracking_no
+        (lib/fb_followup.c: HMAC-SHA256 under the key file, its first 50 bits
+        in a 32-letter alphabet)."""
+        with open(self.follow_up_key_file) as f:
+            key = bytes.fromhex(f.read().strip())
+        mac = hmac.new(key, tracking_no.encode(), hashlib.sha256).digest()
+        bits = int.from_bytes(mac[:7], "big") >> 6
+        alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+        return "".join(alphabet[(bits >> (5 * (9 - i))) & 31] for i in range(10))
 
     def post_order(self, order, token=None, conn=None, timeout=30):
         """POST /api/v1/hotline/orders → (status, body)."""

@@ -204,14 +204,13 @@ def setup_data(c, ck):
                                     body={"result": "已处理完毕。", "resolved": True})
                 ck.check(st == 200, "reply %d: %s %r" % (cid, st, body))
                 replied.append(cid)
-    # Residents rate two replied cases through intake (proof: the phone's
-    # last four digits).
+    # Residents rate two replied cases through intake (proof: the follow-up
+    # code of their petition).
     for cid, satisfaction in zip(replied, ("satisfied", "unsatisfied", "basically_satisfied")):
         tn = c.sql_value("SELECT tracking_no FROM petitions WHERE case_id = :'id' ORDER BY id"
                          " LIMIT 1", id=cid)
-        phone = next(o["caller"]["phone"] for t, o in sent if t == tn)
         st, body = c.http("POST", "/api/v1/petitions/%s/rating" % tn,
-                          body={"proof": phone[-4:], "resolved": satisfaction == "satisfied",
+                          body={"proof": c.follow_up_code(tn), "resolved": satisfaction == "satisfied",
                                 "satisfaction": satisfaction},
                           token=c.tokens["hotline"])
         ck.check(st in (200, 201, 202), "rating of %s: %s %r" % (tn, st, body))

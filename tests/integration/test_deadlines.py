@@ -456,7 +456,7 @@ def callbacks(c, ck, live, replied_at):
     ck.check(len(req) == 1 and req[0]["data"]["tracking_no"] == "20261101-9-000003",
              "rating_requested events: %r" % req)
     st, body = c.http("POST", "/api/v1/petitions/20261101-9-000003/rating",
-                      body={"proof": "o-cb-2", "resolved": True, "satisfaction": "satisfied"},
+                      body={"proof": c.follow_up_code("20261101-9-000003"), "resolved": True, "satisfaction": "satisfied"},
                       token=c.tokens["miniapp"])
     ck.check(st == 200, "rating: %s %r" % (st, body))
     c.wait_until(lambda: (task_of(c, live_m) or [{}])[0].get("outcome") == "rated", 20,

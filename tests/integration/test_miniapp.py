@@ -211,7 +211,8 @@ def run():
         before = stored_files()
         st, body = cl.post(report(location={"lat": GCJ_POINT[0], "lng": GCJ_POINT[1]}),
                            [jpg()], key=key)
-        ck.check(st == 200 and body == {"tracking_no": tn},
+        ck.check(st == 200 and body == {"tracking_no": tn,
+                                        "follow_up_code": cl.c.follow_up_code(tn)},
                  "retry with the same Idempotency-Key: expected 200 {tracking_no: %s}, got %s %r"
                  % (tn, st, body))
         ck.check(stored_files() == before, "a retry stored photos: %s"

@@ -30,7 +30,7 @@ openid, e-mail, phone, device, account and sender, an idempotency key that
 named a device replaced by a digest — with an 'anonymised' event, while
 open cases and a case closed today keep everything; the audit chain still verifies, a read of an
 anonymised case records no pii_read, and the resident can still prove a
-hotline petition with the phone's last four digits."""
+hotline petition with its follow-up code."""
 
 import email.utils
 import getpass
@@ -210,7 +210,7 @@ def run():
             ck.check(st == 200, "reply %s: %s %r" % (k, st, b))
         st, b = http("hotline", "POST", "/api/v1/petitions/%s/rating" % tnos["B"],
                      token=c.tokens["hotline"],
-                     body={"proof": HOTLINE_B[1][-4:], "resolved": True,
+                     body={"proof": c.follow_up_code(tnos["B"]), "resolved": True,
                            "satisfaction": "satisfied"})
         ck.check(st == 200, "rating B: %s %r" % (st, b))
         # The others close at the desk (from manual or from dispatched → reply).
@@ -248,8 +248,8 @@ def run():
                         "admin"):
                 for k, t in sorted(tnos.items()):
                     http(who, "GET", "/api/v1/petitions/%s" % t, token=c.tokens[who])
-            proofs = {"A": HOTLINE_A[1][-4:], "B": HOTLINE_B[1][-4:], "C": HOTLINE_C[1][-4:],
-                      "M": OPENID, "O": OPEN311["email"], "O2": "0000", "E": MAIL_FROM[1]}
+            proofs = {k: c.follow_up_code(tnos[k]) for k in ("A", "B", "C", "M", "O", "E")}
+            proofs["O2"] = "0000"
             for k, proof in proofs.items():
                 http("resident", "GET", "/api/v1/petitions/%s?proof=%s"
                      % (tnos[k], urllib.parse.quote(proof)), token=c.tokens["hotline"])
@@ -413,9 +413,9 @@ def run():
                  % caller)
         ck.check(len(pii_reads("B")) == n, "reading an anonymised case records no pii_read")
         st, b = http("resident", "GET", "/api/v1/petitions/%s?proof=%s"
-                     % (tnos["B"], HOTLINE_B[1][-4:]), token=c.tokens["hotline"])
+                     % (tnos["B"], c.follow_up_code(tnos["B"])), token=c.tokens["hotline"])
         ck.check(st == 200 and b.get("proven") is True,
-                 "the last four digits still prove B: %s %r" % (st, b))
+                 "the follow-up code still proves B: %s %r" % (st, b))
         # A second pass (another SIGHUP) finds nothing more to do.
         hup_workers()
         read_everything("after retention")
