@@ -353,11 +353,20 @@ static bool host_like(const char *s) {
     return true;
 }
 
+/* The endpoint's URL as clients reach it: [open311] public_url when set (the
+ * address behind a TLS-terminating proxy), else the scheme the proxy says
+ * (X-Forwarded-Proto: https) and the Host asked for. */
 static void get_discovery(intake_t *in, fb_http_req_t *req, open311_fmt_t fmt) {
     char url[400];
     const char *host = fb_http_header(req, "Host");
-    if (host_like(host))
-        snprintf(url, sizeof url, "http://%s" PREFIX, host);
+    const char *proto = fb_http_header(req, "X-Forwarded-Proto");
+    const char *pub = in->cfg.open311_public_url;
+    if (pub && *pub) {
+        size_t n = strlen(pub);
+        snprintf(url, sizeof url, "%.*s" PREFIX, (int)(n && pub[n - 1] == '/' ? n - 1 : n), pub);
+    } else if (host_like(host))
+        snprintf(url, sizeof url, "%s://%s" PREFIX,
+                 proto && strcmp(proto, "https") == 0 ? "https" : "http", host);
     else
         snprintf(url, sizeof url, "http://%s:%d" PREFIX, in->cfg.intake_address,
                  in->cfg.intake_port);

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ROWS       1000
+#define MAX_ROWS       1000                            /* page_size at most, and by default */
 #define MAX_SPAN_US    (INT64_C(90) * 86400 * 1000000) /* the spec's 90 days */
 #define MAX_ID_BYTES   64
 #define MAX_LIST_BYTES 8192
@@ -34,7 +34,8 @@
     " fenbo_public_place(p.address, p.region_code), NULL::text,"                                   \
     " round(ST_Y(p.location)::numeric, 3), round(ST_X(p.location)::numeric, 3),"                   \
     " CASE WHEN p.channel = 'open311' THEN p.raw->>'media_url' END,"                               \
-    " ev.type"                                                                                     \
+    " ev.type, p.channel, c.department_code, c.category_source, c.category_confidence,"            \
+    " floor(extract(epoch FROM c.accept_due))::bigint"                                             \
     " FROM petitions p"                                                                            \
     " LEFT JOIN cases c ON c.id = p.case_id"                                                       \
     " LEFT JOIN departments d ON d.code = c.department_code"                                       \
@@ -57,6 +58,12 @@ enum {
     COL_LNG,
     COL_MEDIA,
     COL_EVENT,
+    /* extensions=true only */
+    COL_CHANNEL,
+    COL_DEPARTMENT,
+    COL_CATEGORY_SOURCE,
+    COL_CATEGORY_CONFIDENCE,
+    COL_ACCEPT_DUE,
 };
 
 /* $1: comma-separated tracking numbers. */
@@ -64,13 +71,14 @@ static const char s_sql_ids[] = SQL_COLUMNS "WHERE p.tracking_no = ANY (string_t
                                             " ORDER BY p.received_at DESC, p.id DESC LIMIT 1000";
 
 /* $1, $2: the range in µs since the epoch; $3: comma-separated service
- * codes or NULL; $4: 'open', 'closed' or NULL for both. */
+ * codes or NULL; $4: 'open', 'closed' or NULL for both; $5 page_size, $6 the
+ * rows before the page. Newest first, ties by id: pages do not overlap. */
 static const char s_sql_filter[] = SQL_COLUMNS
     "WHERE p.received_at >= 'epoch'::timestamptz + $1::bigint * interval '1 microsecond'"
     " AND p.received_at <= 'epoch'::timestamptz + $2::bigint * interval '1 microsecond'"
     " AND ($3::text IS NULL OR coalesce(p.category, c.category) = ANY (string_to_array($3, ',')))"
     " AND ($4::text IS NULL OR coalesce(c.status = 'closed', false) = ($4::text = 'closed'))"
-    " ORDER BY p.received_at DESC, p.id DESC LIMIT 1000";
+    " ORDER BY p.received_at DESC, p.id DESC LIMIT $5::integer OFFSET $6::bigint";
 
 static const char s_sql_token[] = "SELECT 1 FROM petitions WHERE tracking_no = $1";
 
@@ -142,6 +150,18 @@ static json_t *real_or_null(const char *s) {
     return s ? json_real(strtod(s, NULL)) : json_null();
 }
 
+/* fenbo's own fields (extensions=true), in extended_attributes as the
+ * GeoReport extensions do: the channel, the department's code, where the
+ * category came from and how sure the model was, the deadlines. */
+static json_t *extended(const PGresult *r, int i) {
+    const char *conf = col(r, i, COL_CATEGORY_CONFIDENCE);
+    return json_pack("{s:s?,s:s?,s:s?,s:o,s:o,s:o}", "channel", col(r, i, COL_CHANNEL),
+                     "department", col(r, i, COL_DEPARTMENT), "category_source",
+                     col(r, i, COL_CATEGORY_SOURCE), "category_confidence", real_or_null(conf),
+                     "accept_due", time_or_null(col(r, i, COL_ACCEPT_DUE)), "reply_due",
+                     time_or_null(col(r, i, COL_EXPECTED)));
+}
+
 static json_t *row_json(const PGresult *r, int i) {
     const char *status = col(r, i, COL_STATUS), *agency = col(r, i, COL_AGENCY);
     const char *code = col(r, i, COL_CODE);
@@ -165,6 +185,7 @@ typedef struct {
     fb_http_req_t *req;
     open311_fmt_t fmt;
     bool single;                  /* requests/{id}: 404 when there is none */
+    bool extensions;              /* extensions=true: fenbo's own fields too */
     char token[MAX_ID_BYTES + 1]; /* tokens/{token} */
 } s_read_t;
 
@@ -172,11 +193,15 @@ static void on_requests(void *ud, PGresult *res) {
     s_read_t *q = ud;
     json_t *list = res ? json_array() : NULL;
     int n = res ? PQntuples(res) : 0;
-    for (int i = 0; list && i < n; i++)
-        if (json_array_append_new(list, row_json(res, i)) != 0) {
+    for (int i = 0; list && i < n; i++) {
+        json_t *row = row_json(res, i);
+        if (row && q->extensions)
+            json_object_set_new(row, "extended_attributes", extended(res, i));
+        if (json_array_append_new(list, row) != 0) {
             json_decref(list);
             list = NULL;
         }
+    }
     if (!res)
         intake_open311_error(q->req, q->fmt, 503,
                              "service requests cannot be read right now; try again later");
@@ -238,6 +263,17 @@ static bool parse_status(const char *s, const char **out) {
     return true;
 }
 
+/* A whole number in [min, max], digits only. */
+static bool parse_whole(const char *s, long min, long max, long *out) {
+    if (!*s || strlen(s) > 9 || strspn(s, "0123456789") != strlen(s))
+        return false;
+    long v = strtol(s, NULL, 10);
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
 static const char *opt_query(fb_http_req_t *req, const char *key) {
     const char *v = fb_http_query(req, key);
     return v && *v ? v : NULL;
@@ -251,7 +287,12 @@ static void start_query(intake_t *in, fb_http_req_t *req, open311_fmt_t fmt, boo
         intake_open311_error(req, fmt, 503, "out of memory");
         return;
     }
-    *q = (s_read_t){.in = in, .req = req, .fmt = fmt, .single = single};
+    const char *ext = fb_http_query(req, "extensions");
+    *q = (s_read_t){.in = in,
+                    .req = req,
+                    .fmt = fmt,
+                    .single = single,
+                    .extensions = ext && strcmp(ext, "true") == 0};
     if (token)
         snprintf(q->token, sizeof q->token, "%s", token);
     if (intake_db_query(in, sql, nparams, params, cb, q) != 0) {
@@ -285,6 +326,8 @@ void intake_open311_get_requests(intake_t *in, fb_http_req_t *req, open311_fmt_t
         return;
     }
     const char *codes = opt_query(req, "service_code"), *status = opt_query(req, "status");
+    const char *page_s = opt_query(req, "page"), *size_s = opt_query(req, "page_size");
+    long page = 1, size = MAX_ROWS;
     const char *start_s = opt_query(req, "start_date"), *end_s = opt_query(req, "end_date");
     const char *status_filter = NULL;
     json_t *errors = json_array();
@@ -292,6 +335,10 @@ void intake_open311_get_requests(intake_t *in, fb_http_req_t *req, open311_fmt_t
     if (codes && !list_like(codes))
         intake_open311_add_error(errors, 400,
                                  "service_code must be service codes separated by commas");
+    if (page_s && !parse_whole(page_s, 1, 1000000, &page))
+        intake_open311_add_error(errors, 400, "page must be a whole number from 1");
+    if (size_s && !parse_whole(size_s, 1, MAX_ROWS, &size))
+        intake_open311_add_error(errors, 400, "page_size must be a whole number from 1 to 1000");
     if (status && !parse_status(status, &status_filter))
         intake_open311_add_error(errors, 400, "status must be open, closed or open,closed");
     if (start_s && fb_time_parse(start_s, &start) != 0)
@@ -318,11 +365,13 @@ void intake_open311_get_requests(intake_t *in, fb_http_req_t *req, open311_fmt_t
         return;
     }
     json_decref(errors);
-    char a[24], b[24];
+    char a[24], b[24], lim[24], off[24];
     snprintf(a, sizeof a, "%" PRId64, start);
     snprintf(b, sizeof b, "%" PRId64, end);
-    const char *params[] = {a, b, codes, status_filter};
-    start_query(in, req, fmt, false, s_sql_filter, 4, params, on_requests, NULL);
+    snprintf(lim, sizeof lim, "%ld", size);
+    snprintf(off, sizeof off, "%ld", (page - 1) * size);
+    const char *params[] = {a, b, codes, status_filter, lim, off};
+    start_query(in, req, fmt, false, s_sql_filter, 6, params, on_requests, NULL);
 }
 
 /* ---- tokens ------------------------------------------------------------------ */

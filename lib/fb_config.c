@@ -96,6 +96,9 @@ static const s_option_t s_options[] = {
         "how often new/ is scanned besides the file-system events"),
     OPT("open311", "jurisdiction_id", T_STR, open311_jurisdiction, 0, 0, "binjiang.example.gov.cn",
         false, "the Open311 jurisdiction_id this server answers for"),
+    OPT("open311", "public_url", T_STR, open311_public_url, 0, 0, "", false,
+        "the server's address as clients reach it, e.g. https://12345.example.gov.cn (behind a "
+        "TLS proxy); empty: from the request's Host and X-Forwarded-Proto"),
     OPT("dispatcher", "batch_max", T_INT, dispatch_batch_max, 1, 100000, "1000", true,
         "petitions per transaction at most"),
     OPT("dispatcher", "batch_wait_ms", T_INT, dispatch_batch_wait_ms, 0, 10000, "0", true,

@@ -49,6 +49,7 @@ typedef struct fb_config {
     int maildir_scan_s;
     /* [open311] */
     char *open311_jurisdiction;
+    char *open311_public_url;
     /* [dispatcher] */
     int dispatch_batch_max;
     int dispatch_batch_wait_ms;
