@@ -67,6 +67,9 @@ def run():
         # A second petition: its code differs, and the first's does not prove it.
         st, b3 = c.post_order(order("IT-FU-0002", "路灯不亮"))
         ck.check(b3.get("follow_up_code") not in (None, code), "codes differ: %r" % b3)
+        # The progress page reads PostgreSQL: wait until both are stored.
+        c.wait_until(lambda: c.sql_value("SELECT count(*) FROM petitions") == 2, 60,
+                     "both petitions stored")
 
         def show(proof, tn=tno):
             return raw(c, "GET", "/api/v1/petitions/%s?proof=%s" % (tn, urllib.parse.quote(proof)),
