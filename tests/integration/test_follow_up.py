@@ -155,6 +155,20 @@ def run():
             ck.check(isinstance(body, list) and body and body[0].get("address") == "滨江区幸福路",
                      "public Open311 %s shows the road: %r" % (path, body))
 
+        # Open311's POST answer carries the code too (and a retry the same).
+        form = urllib.parse.urlencode({"api_key": c.tokens["open311"], "service_code": "030101",
+                                       "lat": "30.2105", "long": "120.1203",
+                                       "description": "人行道塌陷"})
+        for _ in range(2):
+            st, body = c.http("POST", "/open311/v2/requests.json", body=form,
+                              headers={"Content-Type": "application/x-www-form-urlencoded",
+                                       "Idempotency-Key": "it-fu-311"})
+            row = body[0] if isinstance(body, list) and body else {}
+            sid = row.get("service_request_id") or ""
+            ck.check(st in (200, 201, 202) and sid and
+                     row.get("follow_up_code") == c.follow_up_code(sid),
+                     "Open311 POST answers the follow-up code: %s %r" % (st, body))
+
         # SQL masks like C.
         fixture = os.path.join(SOURCE_DIR, "tests", "fixtures", "mask_text.tsv")
         n = 0
