@@ -67,6 +67,9 @@ def run():
         # A second petition: its code differs, and the first's does not prove it.
         st, b3 = c.post_order(order("IT-FU-0002", "路灯不亮"))
         ck.check(b3.get("follow_up_code") not in (None, code), "codes differ: %r" % b3)
+        # The progress page reads PostgreSQL: wait until both are stored.
+        c.wait_until(lambda: c.sql_value("SELECT count(*) FROM petitions") == 2, 60,
+                     "both petitions stored")
 
         def show(proof, tn=tno):
             return raw(c, "GET", "/api/v1/petitions/%s?proof=%s" % (tn, urllib.parse.quote(proof)),
@@ -151,6 +154,20 @@ def run():
                      "public Open311 %s shows no house and no phone: %s %s" % (path, st, text))
             ck.check(isinstance(body, list) and body and body[0].get("address") == "滨江区幸福路",
                      "public Open311 %s shows the road: %r" % (path, body))
+
+        # Open311's POST answer carries the code too (and a retry the same).
+        form = urllib.parse.urlencode({"api_key": c.tokens["open311"], "service_code": "030101",
+                                       "lat": "30.2105", "long": "120.1203",
+                                       "description": "人行道塌陷"})
+        for _ in range(2):
+            st, body = c.http("POST", "/open311/v2/requests.json", body=form,
+                              headers={"Content-Type": "application/x-www-form-urlencoded",
+                                       "Idempotency-Key": "it-fu-311"})
+            row = body[0] if isinstance(body, list) and body else {}
+            sid = row.get("service_request_id") or ""
+            ck.check(st in (200, 201, 202) and sid and
+                     row.get("follow_up_code") == c.follow_up_code(sid),
+                     "Open311 POST answers the follow-up code: %s %r" % (st, body))
 
         # SQL masks like C.
         fixture = os.path.join(SOURCE_DIR, "tests", "fixtures", "mask_text.tsv")
