@@ -399,7 +399,7 @@ static bool role_in(const char *role, const char *const *allowed) {
     return false;
 }
 
-const char *intake_authorize(intake_t *in, fb_http_req_t *req, const char *const *roles) {
+const char *intake_authenticate(intake_t *in, fb_http_req_t *req) {
     const char *token = fb_token_from_header(fb_http_header(req, "Authorization"));
     if (!token) {
         fb_http_error(req, 401, "unauthorized", "Authorization",
@@ -407,10 +407,15 @@ const char *intake_authorize(intake_t *in, fb_http_req_t *req, const char *const
         return NULL;
     }
     const char *role = intake_directory_role(in->dir, token);
-    if (!role) {
+    if (!role)
         fb_http_error(req, 401, "unauthorized", "Authorization", "unknown or revoked token");
+    return role;
+}
+
+const char *intake_authorize(intake_t *in, fb_http_req_t *req, const char *const *roles) {
+    const char *role = intake_authenticate(in, req);
+    if (!role)
         return NULL;
-    }
     if (!role_in(role, roles)) {
         fb_http_error(req, 403, "forbidden", NULL, "a %s token may not use this endpoint", role);
         return NULL;

@@ -128,6 +128,9 @@ bool intake_proof_allowed(intake_t *in, fb_http_req_t *req, const char *tracking
 bool intake_proof_check(intake_t *in, fb_http_req_t *req, const char *tracking_no,
                         const char *proof);
 
+/* Checks that the request's bearer token is known; answers 401 itself and
+ * returns NULL, else returns the token's role. */
+const char *intake_authenticate(intake_t *in, fb_http_req_t *req);
 /* Checks the request's bearer token against roles (NULL-terminated); answers
  * 401/403 itself and returns NULL, else returns the token's role. */
 const char *intake_authorize(intake_t *in, fb_http_req_t *req, const char *const *roles);

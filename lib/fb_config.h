@@ -35,6 +35,7 @@ typedef struct fb_config {
     int intake_max_connections;
     int intake_per_ip_connections;
     int intake_connection_timeout;
+    int intake_rate_per_s, intake_rate_burst;
     int intake_resend_ms;
     int intake_resend_max_ms;
     int intake_token_refresh_s;
@@ -60,6 +61,8 @@ typedef struct fb_config {
     /* [worker] */
     char *worker_address;
     int worker_port;
+    int worker_max_connections, worker_per_ip_connections, worker_connection_timeout;
+    int worker_rate_per_s, worker_rate_burst;
     int worker_catchup_s;
     char *worker_db_role; /* SET ROLE after connecting: row-level security (0007) */
     /* [worker] SLA timers, callbacks (回访) and hotspots (workers/deadlines.c…) */

@@ -2,6 +2,7 @@
 #include "fb_http.h"
 #include "fb_common.h"
 #include "fb_log.h"
+#include "fb_map.h"
 #include "fb_text.h"
 
 #include <arpa/inet.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct fb_http {
     struct MHD_Daemon *mhd;
@@ -22,7 +24,19 @@ struct fb_http {
     size_t max_body;
     fb_http_limit_cb body_limit;
     int port;
+    fb_http_handler_cb head_cb;
+    unsigned rate_per_s, rate_burst;
+    fb_map_t *buckets; /* client address → s_bucket_t, for the rate limit */
 };
+
+/* A client's token bucket: rate_per_s tokens a second, at most rate_burst. */
+typedef struct {
+    double tokens;
+    uint64_t at_ms;
+} s_bucket_t;
+
+/* More client addresses than this and the buckets start afresh. */
+#define MAX_BUCKETS 65536
 
 struct fb_http_req {
     fb_http_t *srv;
@@ -76,6 +90,99 @@ static enum MHD_Result queue(fb_http_req_t *r) {
     return ret;
 }
 
+/* ---- the request head: refused before the body --------------------------- */
+
+typedef struct {
+    int content_length; /* how many Content-Length headers */
+    bool transfer_encoding;
+    const char *bad_header; /* a header holding NUL, CR or invalid UTF-8 */
+    const char *bad_query;  /* a query argument that is not UTF-8 */
+} s_head_t;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size) {
+    s_head_t *hd = cls;
+    if (kind == MHD_GET_ARGUMENT_KIND) {
+        if ((key && !fb_utf8_valid(key, key_size)) || (value && !fb_utf8_valid(value, value_size)))
+            hd->bad_query = key ? key : "";
+        return MHD_YES;
+    }
+    if (strcasecmp(key, "Content-Length") == 0)
+        hd->content_length++;
+    if (strcasecmp(key, "Transfer-Encoding") == 0)
+        hd->transfer_encoding = true;
+    /* A NUL inside (value_size past the C string), a CR, or bytes that are
+     * not UTF-8: nothing a proxy in front would read the same way. */
+    if (value && (strlen(value) != value_size || memchr(value, '\r', value_size) ||
+                  !fb_utf8_valid(value, value_size)))
+        hd->bad_header = key;
+    if (memchr(key, '\r', key_size) || strlen(key) != key_size)
+        hd->bad_header = "(a header name)";
+    return MHD_YES;
+}
+
+/* Refuses (400) what request smuggling and confused proxies are made of:
+ * Content-Length with Transfer-Encoding, more than one Content-Length, NUL
+ * or CR in a header, HTTP/1.1 without Host — and a path or query argument
+ * that is not UTF-8, naming it. */
+static bool head_ok(fb_http_req_t *r, const char *version) {
+    s_head_t hd = {0};
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, scan_header, &hd);
+    if (hd.content_length > 1)
+        fb_http_error(r, 400, "bad_request", "Content-Length", "more than one Content-Length");
+    else if (hd.content_length && hd.transfer_encoding)
+        fb_http_error(r, 400, "bad_request", "Transfer-Encoding",
+                      "Content-Length and Transfer-Encoding together");
+    else if (hd.bad_header)
+        fb_http_error(r, 400, "bad_request", hd.bad_header,
+                      "header %s holds a NUL, a CR or invalid UTF-8", hd.bad_header);
+    else if (version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+             !MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))
+        fb_http_error(r, 400, "bad_request", "Host", "HTTP/1.1 requires a Host header");
+    else if (!fb_utf8_valid(r->path, strlen(r->path)))
+        fb_http_error(r, 400, "invalid_utf8", "path", "the path is not valid UTF-8");
+    else if (hd.bad_query)
+        fb_http_error(r, 400, "invalid_utf8", hd.bad_query, "query argument %s is not valid UTF-8",
+                      hd.bad_query);
+    return !r->answered;
+}
+
+/* The client's token bucket; false (429 answered) when it is empty. */
+static bool rate_allows(fb_http_t *h, fb_http_req_t *r) {
+    if (!h->rate_per_s)
+        return true;
+    if (!h->buckets || fb_map_size(h->buckets) >= MAX_BUCKETS) {
+        fb_map_destroy(&h->buckets, free);
+        h->buckets = fb_map_new();
+    }
+    uint64_t now = fb_mono_ms();
+    s_bucket_t *b = h->buckets ? fb_map_get(h->buckets, r->peer) : NULL;
+    if (!b && h->buckets && (b = calloc(1, sizeof *b)) != NULL) {
+        b->tokens = h->rate_burst ? h->rate_burst : h->rate_per_s;
+        b->at_ms = now;
+        if (fb_map_put(h->buckets, r->peer, b, NULL) != 0) {
+            free(b);
+            b = NULL;
+        }
+    }
+    if (!b)
+        return true; /* out of memory: no limit rather than no service */
+    double cap = h->rate_burst ? h->rate_burst : h->rate_per_s;
+    b->tokens += (double)(now - b->at_ms) * h->rate_per_s / 1000.0;
+    b->tokens = b->tokens > cap ? cap : b->tokens;
+    b->at_ms = now;
+    if (b->tokens >= 1) {
+        b->tokens -= 1;
+        return true;
+    }
+    char secs[16];
+    snprintf(secs, sizeof secs, "%u", (unsigned)((1 - b->tokens) / h->rate_per_s) + 1);
+    fb_http_error(r, 429, "too_many_requests", NULL,
+                  "more than %u requests a second from this address; slow down", h->rate_per_s);
+    fb_http_add_header(r, "Retry-After", secs);
+    return false;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls) {
@@ -99,12 +206,19 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         if (!r->method || !r->path)
             return MHD_NO;
         r->limit = h->body_limit ? h->body_limit(h->ud, method, url) : h->max_body;
+        /* Everything below answers before a byte of the body is read. */
+        if (!rate_allows(h, r) || !head_ok(r, version))
+            return queue(r);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > r->limit) {
-            /* Refuse before reading a byte of an announced oversized body. */
             fb_http_error(r, 413, "body_too_large", NULL, "request body exceeds %zu bytes",
                           r->limit);
             return queue(r);
+        }
+        if (h->head_cb) {
+            h->head_cb(h->ud, r);
+            if (r->response)
+                return queue(r);
         }
         return MHD_YES;
     }
@@ -178,6 +292,9 @@ int fb_http_start(uv_loop_t *loop, const fb_http_opts_t *o, fb_http_handler_cb c
     h->ud = ud;
     h->max_body = o->max_body;
     h->body_limit = o->body_limit;
+    h->head_cb = o->head_cb;
+    h->rate_per_s = o->rate_per_s;
+    h->rate_burst = o->rate_burst;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
     if (inet_pton(AF_INET, o->address, &sa.sin_addr) != 1) {
         fb_log(FB_LOG_ERROR, "event=http_bad_address address=%s", o->address);
@@ -191,7 +308,10 @@ int fb_http_start(uv_loop_t *loop, const fb_http_opts_t *o, fb_http_handler_cb c
         (unsigned)(o->max_connections ? o->max_connections : 1024),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)(o->timeout_s ? o->timeout_s : 30), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        (size_t)(64 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        /* libmicrohttpd's strict parsing: no whitespace in header names or
+         * the URL, and the rest of what it knows to refuse. */
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     if (!h->mhd) {
         fb_log(FB_LOG_ERROR, "event=http_start_failed address=%s port=%d error=\"%s\"", o->address,
                o->port, strerror(errno));
@@ -213,8 +333,10 @@ int fb_http_start(uv_loop_t *loop, const fb_http_opts_t *o, fb_http_handler_cb c
 
 static void on_closed(uv_handle_t *handle) {
     fb_http_t *h = handle->data;
-    if (--h->open_handles == 0)
+    if (--h->open_handles == 0) {
+        fb_map_destroy(&h->buckets, free);
         free(h);
+    }
 }
 
 void fb_http_stop(fb_http_t **hp) {

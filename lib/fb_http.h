@@ -31,6 +31,13 @@ typedef struct fb_http_opts {
     unsigned max_connections; /* 0: libmicrohttpd's default */
     unsigned per_ip_connections;
     unsigned timeout_s;
+    /* Called once the request head is read, before any of its body: it may
+     * answer (a missing or unknown token: 401) and the body is then never
+     * read, nor a "100 Continue" sent. NULL: none. */
+    fb_http_handler_cb head_cb;
+    /* Requests per second per client address, with bursts of rate_burst;
+     * beyond: 429 with Retry-After. 0: no limit. */
+    unsigned rate_per_s, rate_burst;
 } fb_http_opts_t;
 
 int fb_http_start(uv_loop_t *loop, const fb_http_opts_t *o, fb_http_handler_cb cb, void *ud,

@@ -37,9 +37,7 @@
 #define CATCHUP_BATCH            500
 #define CATCHUP_BATCHES_PER_TICK 20
 
-#define HTTP_MAX_BODY        ((size_t)256 * 1024)
-#define HTTP_MAX_CONNECTIONS 1024
-#define HTTP_TIMEOUT_S       30
+#define HTTP_MAX_BODY ((size_t)256 * 1024)
 
 static void on_catchup(uv_timer_t *t);
 
@@ -207,8 +205,11 @@ int main(int argc, char **argv) {
         .address = w->cfg.worker_address,
         .port = w->cfg.worker_port,
         .max_body = HTTP_MAX_BODY,
-        .max_connections = HTTP_MAX_CONNECTIONS,
-        .timeout_s = HTTP_TIMEOUT_S,
+        .max_connections = (unsigned)w->cfg.worker_max_connections,
+        .per_ip_connections = (unsigned)w->cfg.worker_per_ip_connections,
+        .timeout_s = (unsigned)w->cfg.worker_connection_timeout,
+        .rate_per_s = (unsigned)w->cfg.worker_rate_per_s,
+        .rate_burst = (unsigned)w->cfg.worker_rate_burst,
     };
     if (fb_http_start(&w->loop, &http, fb_api_handle, w, &w->http) != 0 ||
         fb_feed_start(w, zctx, &w->feed) != 0 || fb_timers_start(w, &w->timers) != 0 ||
