@@ -123,6 +123,7 @@ static void idem_expire(intake_t *in) {
 
 static void on_expire(uv_timer_t *t) {
     idem_expire(t->data);
+    intake_retention_sweep(t->data);
 }
 
 /* Journal record: {"k": key, "t": tracking_no, "at": µs}. */
@@ -560,6 +561,7 @@ int intake_open(intake_t *in) {
     uv_timer_init(in->loop, &in->expire);
     in->expire.data = in;
     uv_timer_start(&in->expire, on_expire, 3600 * 1000, 3600 * 1000);
+    intake_retention_sweep(in);
     return 0;
 }
 

@@ -143,6 +143,10 @@ typedef void (*intake_db_cb)(void *ud, PGresult *res);
 int intake_db_query(intake_t *in, const char *sql, int nparams, const char *const *params,
                     intake_db_cb cb, void *ud);
 
+/* Deletes raw mail and photos older than [intake] raw_retention_days
+ * (retention.c); run hourly. */
+void intake_retention_sweep(intake_t *in);
+
 /* Channel adapters' HTTP entry points (one file each). */
 void intake_hotline_http(intake_t *in, fb_http_req_t *req);   /* hotline.c */
 void intake_miniapp_http(intake_t *in, fb_http_req_t *req);   /* miniapp.c */

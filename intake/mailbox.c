@@ -30,6 +30,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,7 +199,7 @@ static void job_work(uv_work_t *w) {
             job_set(job, OUT_RETRY, errno_text(eb, sizeof eb));
         return;
     }
-    struct stat st;
+    struct stat st = {0};
     if (fstat(fd, &st) != 0) {
         job_set(job, OUT_RETRY, errno_text(eb, sizeof eb));
         goto done;
@@ -263,6 +264,10 @@ static void job_work(uv_work_t *w) {
 done:
     free(buf);
     close(fd);
+    /* A large mail's parse tree is gone: give its memory back to the system
+     * rather than keep the peak for good (glibc keeps freed arenas). */
+    if (st.st_size > (1 << 20))
+        malloc_trim(0);
 }
 
 /* ---- the loop --------------------------------------------------------------- */

@@ -26,6 +26,7 @@
 #include <strings.h>
 
 #define MAX_DEPTH         32   /* MIME nesting we follow */
+#define MAX_PARTS         1000 /* MIME parts (boundary lines) a mail may have */
 #define MAX_SUBJECT_BYTES 1000 /* a subject is a line, not a letter */
 #define MAX_NAME_BYTES    200
 #define MAX_ADDRESS_BYTES 320                /* RFC 3696: 64 + 1 + 255 */
@@ -1116,6 +1117,22 @@ static int read_message(GMimeMessage *msg, const intake_mail_limits_t *lim, inta
     return walk_photos(g_mime_message_get_mime_part(msg), m, lim, 0);
 }
 
+/* How many lines look like MIME boundaries ("--" and something not a dash),
+ * counting no further than limit + 1: GMime builds an object per part, and
+ * a million flat parts cost gigabytes before any limit of ours could look
+ * at the tree. */
+static size_t boundary_lines(const char *raw, size_t len, size_t limit) {
+    size_t n = 0;
+    for (const char *p = raw, *end = raw + len; p < end && n <= limit;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (ll > 2 && p[0] == '-' && p[1] == '-' && strspn(p, "- \t\r") < ll)
+            n++;
+        p += ll + 1;
+    }
+    return n;
+}
+
 int intake_mail_parse(const void *raw, size_t len, const intake_mail_limits_t *limits,
                       intake_mail_t **out, char *reason, size_t reasonlen) {
     *out = NULL;
@@ -1124,6 +1141,8 @@ int intake_mail_parse(const void *raw, size_t len, const intake_mail_limits_t *l
         return fail_reason(reason, reasonlen, "empty file");
     if (memchr(raw, '\0', header_end(raw, len)))
         return fail_reason(reason, reasonlen, "binary data (NUL bytes) in the header");
+    if (boundary_lines(raw, len, MAX_PARTS) > MAX_PARTS)
+        return fail_reason(reason, reasonlen, "more than 1000 MIME parts");
     intake_mail_t *m = calloc(1, sizeof *m);
     if (!m)
         return FB_ENOMEM;

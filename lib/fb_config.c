@@ -72,6 +72,9 @@ static const s_option_t s_options[] = {
     OPT("intake", "rate_per_s", T_INT, intake_rate_per_s, 0, 1000000, "0", false,
         "requests per second per client address, beyond: 429 (0 = no limit; a hotline "
         "centre's gateway or a proxy is one address for many)"),
+    OPT("intake", "raw_retention_days", T_INT, intake_raw_retention_days, 0, 36500, "365", true,
+        "days raw mail (data_dir/mail, the Maildir's cur/) and photos are kept, like personal "
+        "data (0: forever)"),
     OPT("intake", "rate_burst", T_INT, intake_rate_burst, 0, 1000000, "0", false,
         "requests a client address may send at once before rate_per_s applies"),
     OPT("intake", "connection_timeout", T_INT, intake_connection_timeout, 1, 3600, "30", false,

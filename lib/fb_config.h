@@ -36,6 +36,7 @@ typedef struct fb_config {
     int intake_per_ip_connections;
     int intake_connection_timeout;
     int intake_rate_per_s, intake_rate_burst;
+    int intake_raw_retention_days;
     int intake_resend_ms;
     int intake_resend_max_ms;
     int intake_token_refresh_s;
