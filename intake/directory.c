@@ -1,4 +1,8 @@
-/* directory.c — token and category snapshot, refreshed off the loop thread. */
+/* directory.c — token and category snapshot, refreshed off the loop thread:
+ * every token_refresh_s, and at once when the token table changes — a
+ * thread of its own LISTENs for fenbo_tokens and wakes the loop — so that a
+ * revoked token stops working within a second. A token's expiry is checked
+ * at each use. */
 #include "directory.h"
 #include "fb_common.h"
 #include "fb_db.h"
@@ -7,15 +11,23 @@
 #include "fb_token.h"
 
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const s_sql =
     "SELECT json_build_object("
     " 'tokens', (SELECT coalesce(json_agg(json_build_object('hash', encode(token_hash, 'hex'),"
-    "                                                      'role', role)), '[]')"
-    "            FROM api_tokens WHERE revoked_at IS NULL),"
+    "                                 'role', role, 'expires', floor(extract(epoch FROM "
+    "expires_at)))),"
+    "                         '[]')"
+    "            FROM api_tokens WHERE revoked_at IS NULL"
+    "             AND (expires_at IS NULL OR expires_at > now())),"
     " 'categories', (SELECT coalesce(json_agg(json_build_object('code', code, 'name', name,"
     "                                   'parent_code', parent_code) ORDER BY code), '[]')"
     "                FROM categories),"
@@ -23,8 +35,14 @@ static const char *const s_sql =
     "            FROM (SELECT ST_Extent(geom) AS e FROM regions WHERE level = 1) b"
     "            WHERE e IS NOT NULL))";
 
+/* What a token hash maps to. */
 typedef struct {
-    fb_map_t *tokens;     /* sha256 hex → role (char *) */
+    int64_t expires; /* seconds since the epoch; 0: never */
+    char role[24];
+} s_token_t;
+
+typedef struct {
+    fb_map_t *tokens;     /* sha256 hex → s_token_t */
     fb_map_t *categories; /* code → non-NULL */
     json_t *category_list;
     bool has_bounds;
@@ -41,6 +59,10 @@ struct intake_directory {
     bool busy, closing, timer_closed;
     json_t *fetched; /* result of the last background fetch */
     int refresh_s;
+    uv_async_t wake; /* the listener's "tokens changed" */
+    pthread_t listener;
+    bool listening, wake_closed;
+    atomic_bool stop;
 };
 
 static void snapshot_free(s_snapshot_t *s) {
@@ -62,10 +84,14 @@ static int snapshot_from_json(const json_t *j, s_snapshot_t *out) {
     json_array_foreach(tokens, i, v) {
         const char *h = json_string_value(json_object_get(v, "hash"));
         const char *role = json_string_value(json_object_get(v, "role"));
-        char *r = role ? strdup(role) : NULL;
-        if (h && r && fb_map_put(s.tokens, h, r, NULL) == 0)
+        s_token_t *t = role && strlen(role) < sizeof t->role ? calloc(1, sizeof *t) : NULL;
+        if (t) {
+            snprintf(t->role, sizeof t->role, "%s", role);
+            t->expires = (int64_t)json_number_value(json_object_get(v, "expires"));
+        }
+        if (h && t && fb_map_put(s.tokens, h, t, NULL) == 0)
             continue;
-        free(r);
+        free(t);
     }
     json_array_foreach(cats, i, v) {
         const char *code = json_string_value(json_object_get(v, "code"));
@@ -119,9 +145,9 @@ static void work_cb(uv_work_t *w) {
     d->fetched = fetch(d->conninfo);
 }
 
-/* Frees d once both its timer is closed and no fetch is under way. */
+/* Frees d once its handles are closed and no fetch is under way. */
 static void maybe_free(intake_directory_t *d) {
-    if (!d->timer_closed || d->busy)
+    if (!d->timer_closed || !d->wake_closed || d->busy)
         return;
     snapshot_free(&d->snap);
     free(d->conninfo);
@@ -147,6 +173,57 @@ static void on_timer(uv_timer_t *t) {
     d->busy = true;
     d->work.data = d;
     uv_queue_work(d->loop, &d->work, work_cb, after_work_cb);
+}
+
+/* The listener thread: LISTEN fenbo_tokens on a connection of its own,
+ * waking the loop on each notification; reconnects every second while
+ * PostgreSQL is away. */
+static void *listen_main(void *arg) {
+    intake_directory_t *d = arg;
+    PGconn *db = NULL;
+    while (!atomic_load(&d->stop)) {
+        if (!db) {
+            if (fb_db_connect_timeout(d->conninfo, 3, &db) != 0 ||
+                fb_db_exec(db, "LISTEN fenbo_tokens", 0, NULL) != 0) {
+                if (db)
+                    PQfinish(db);
+                db = NULL;
+                sleep(1);
+                continue;
+            }
+            uv_async_send(&d->wake); /* changes while we were away */
+        }
+        int fd = PQsocket(db);
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(fd, &rd);
+        struct timeval tv = {1, 0};
+        if (select(fd + 1, &rd, NULL, NULL, &tv) < 0 || !PQconsumeInput(db)) {
+            PQfinish(db);
+            db = NULL;
+            continue;
+        }
+        bool changed = false;
+        PGnotify *n;
+        while ((n = PQnotifies(db)) != NULL) {
+            changed = true;
+            PQfreemem(n);
+        }
+        if (changed)
+            uv_async_send(&d->wake);
+    }
+    if (db)
+        PQfinish(db);
+    return NULL;
+}
+
+static void on_wake(uv_async_t *a) {
+    intake_directory_t *d = a->data;
+    if (d->busy) {
+        uv_timer_start(&d->timer, on_timer, 100, (uint64_t)d->refresh_s * 1000);
+        return;
+    }
+    on_timer(&d->timer);
 }
 
 int intake_directory_open(uv_loop_t *loop, const char *conninfo, const char *cache_path,
@@ -176,6 +253,12 @@ int intake_directory_open(uv_loop_t *loop, const char *conninfo, const char *cac
     uv_timer_init(loop, &d->timer);
     d->timer.data = d;
     uv_timer_start(&d->timer, on_timer, (uint64_t)refresh_s * 1000, (uint64_t)refresh_s * 1000);
+    uv_async_init(loop, &d->wake, on_wake);
+    d->wake.data = d;
+    atomic_init(&d->stop, false);
+    d->listening = pthread_create(&d->listener, NULL, listen_main, d) == 0;
+    if (!d->listening)
+        fb_log(FB_LOG_WARN, "event=token_listener_failed");
     *out = d;
     return 0;
 }
@@ -191,12 +274,22 @@ static void on_timer_closed(uv_handle_t *h) {
     maybe_free(d);
 }
 
+static void on_wake_closed(uv_handle_t *h) {
+    intake_directory_t *d = h->data;
+    d->wake_closed = true;
+    maybe_free(d);
+}
+
 void intake_directory_close(intake_directory_t **dp) {
     intake_directory_t *d = *dp;
     if (!d)
         return;
     d->closing = true;
+    atomic_store(&d->stop, true);
+    if (d->listening)
+        pthread_join(d->listener, NULL); /* within a second: its select()'s timeout */
     uv_close((uv_handle_t *)&d->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&d->wake, on_wake_closed);
     *dp = NULL;
 }
 
@@ -204,7 +297,10 @@ const char *intake_directory_role(const intake_directory_t *d, const char *token
     char hex[FB_TOKEN_HASH_HEX];
     if (!token || fb_token_hash_hex(token, hex) != 0)
         return NULL;
-    return fb_map_get(d->snap.tokens, hex);
+    const s_token_t *t = fb_map_get(d->snap.tokens, hex);
+    if (!t || (t->expires && t->expires <= (int64_t)time(NULL)))
+        return NULL;
+    return t->role;
 }
 
 bool intake_directory_category_known(void *ud, const char *code) {

@@ -4,6 +4,7 @@
  * give it away. */
 #include "fenboctl.h"
 #include "fb_common.h"
+#include "fb_time.h"
 #include "fb_token.h"
 
 #include <stdio.h>
@@ -29,11 +30,39 @@ static bool all_digits(const char *s) {
     return true;
 }
 
+/* --expires: an RFC 3339 time, or a duration from now ("90d", "12h",
+ * "30m"), as an RFC 3339 time in out. */
+static int parse_expiry(const char *s, char *out, size_t outlen) {
+    int64_t at;
+    if (fb_time_parse(s, &at) == 0) {
+        fb_time_format(at, out, outlen);
+        return 0;
+    }
+    char *end;
+    long n = strtol(s, &end, 10);
+    int64_t unit = strcmp(end, "d") == 0   ? 86400
+                   : strcmp(end, "h") == 0 ? 3600
+                   : strcmp(end, "m") == 0 ? 60
+                                           : 0;
+    if (end == s || n <= 0 || n > 36500L * 24 * 60 || !unit)
+        return FB_EINVAL;
+    fb_time_format(fb_now_us() + (int64_t)n * unit * 1000000, out, outlen);
+    return 0;
+}
+
 int ctl_cmd_token_create(ctl_t *ctl, int argc, char **argv) {
-    ctl_opt_t opts[] = {{"role", true, NULL}, {"department", true, NULL}, {"name", true, NULL}};
+    ctl_opt_t opts[] = {{"role", true, NULL},
+                        {"department", true, NULL},
+                        {"name", true, NULL},
+                        {"expires", true, NULL}};
     int rc = ctl_args_parse(ctl, argc, argv, opts, FB_ARRAY_LEN(opts), NULL, 0, 0, NULL);
     if (rc)
         return rc;
+    const char *expires = ctl_opt(opts, FB_ARRAY_LEN(opts), "expires");
+    char expires_at[40] = "";
+    if (expires && parse_expiry(expires, expires_at, sizeof expires_at) != 0)
+        return ctl_usage(ctl, "--expires takes an RFC 3339 time (2027-01-01T00:00:00+08:00) or a "
+                              "duration from now: 90d, 12h, 30m");
     const char *role = ctl_opt(opts, FB_ARRAY_LEN(opts), "role");
     const char *dept = ctl_opt(opts, FB_ARRAY_LEN(opts), "department");
     const char *name = ctl_opt(opts, FB_ARRAY_LEN(opts), "name");
@@ -62,11 +91,11 @@ int ctl_cmd_token_create(ctl_t *ctl, int argc, char **argv) {
         if (!found)
             return ctl_fail(ctl, "no such department: %s", dept);
     }
-    const char *params[4] = {hash, role, dept, name ? name : ""};
+    const char *params[5] = {hash, role, dept, name ? name : "", expires_at[0] ? expires_at : NULL};
     if (ctl_query(ctl, "storing the token",
-                  "INSERT INTO api_tokens (token_hash, role, department_code, name)"
-                  " VALUES (decode($1, 'hex'), $2, $3, $4)",
-                  4, params, NULL))
+                  "INSERT INTO api_tokens (token_hash, role, department_code, name, expires_at)"
+                  " VALUES (decode($1, 'hex'), $2, $3, $4, $5::timestamptz)",
+                  5, params, NULL))
         return CTL_FAIL;
     printf("%s\n", token);
     return CTL_OK;
@@ -81,18 +110,19 @@ int ctl_cmd_token_list(ctl_t *ctl, int argc, char **argv) {
         ctl_query(ctl, "reading api_tokens",
                   "SELECT id, role, coalesce(department_code, '-'),"
                   " to_char(created_at, 'YYYY-MM-DD HH24:MI'),"
-                  " coalesce(to_char(revoked_at, 'YYYY-MM-DD HH24:MI'), '-'), name"
+                  " coalesce(to_char(revoked_at, 'YYYY-MM-DD HH24:MI'), '-'),"
+                  " coalesce(to_char(expires_at, 'YYYY-MM-DD HH24:MI'), '-'), name"
                   " FROM api_tokens ORDER BY id",
                   0, NULL, &res))
         return CTL_FAIL;
     /* The name, free text, goes last so that wide characters cannot break
      * the columns. */
-    printf("%-5s %-10s %-20s %-16s %-16s %s\n", "ID", "ROLE", "DEPARTMENT", "CREATED", "REVOKED",
-           "NAME");
+    printf("%-5s %-10s %-20s %-16s %-16s %-16s %s\n", "ID", "ROLE", "DEPARTMENT", "CREATED",
+           "REVOKED", "EXPIRES", "NAME");
     for (int i = 0; i < PQntuples(res); i++)
-        printf("%-5s %-10s %-20s %-16s %-16s %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-               PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
-               PQgetvalue(res, i, 5));
+        printf("%-5s %-10s %-20s %-16s %-16s %-16s %s\n", PQgetvalue(res, i, 0),
+               PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+               PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
     PQclear(res);
     return CTL_OK;
 }
@@ -112,7 +142,7 @@ int ctl_cmd_token_revoke(ctl_t *ctl, int argc, char **argv) {
                                       1, params, &res))
         return CTL_FAIL;
     if (PQntuples(res) == 1) {
-        printf("revoked token %s (%s%s%s); intake drops it at its next token refresh\n", pos[0],
+        printf("revoked token %s (%s%s%s); every intake drops it within a second\n", pos[0],
                PQgetvalue(res, 0, 0), *PQgetvalue(res, 0, 1) ? ", " : "", PQgetvalue(res, 0, 1));
         PQclear(res);
         return CTL_OK;

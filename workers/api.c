@@ -188,7 +188,8 @@ static bool authenticate(s_ctx_t *c) {
     const char *params[] = {hash};
     PGresult *r = query(c,
                         "SELECT id, role, department_code, name FROM api_tokens"
-                        " WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL",
+                        " WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL"
+                        " AND (expires_at IS NULL OR expires_at > now())",
                         1, params, PGRES_TUPLES_OK);
     if (!r) {
         db_fail(c);
@@ -196,7 +197,7 @@ static bool authenticate(s_ctx_t *c) {
     }
     if (PQntuples(r) != 1) {
         PQclear(r);
-        reply_error(c, 401, "unauthorized", NULL, "unknown or revoked token");
+        reply_error(c, 401, "unauthorized", NULL, "unknown, revoked or expired token");
         return false;
     }
     c->token_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
