@@ -27,8 +27,12 @@ int fb_db_connect_timeout(const char *conninfo, int timeout_s, PGconn **out) {
      * written in it; 0 keeps libpq's default (wait as long as it takes). */
     char timeout[16];
     snprintf(timeout, sizeof timeout, "%d", timeout_s);
-    const char *const keys[] = {"dbname", timeout_s > 0 ? "connect_timeout" : NULL, NULL};
-    const char *const vals[] = {conninfo, timeout, NULL};
+    /* application_name: the program's, so that pg_stat_activity and the
+     * server log say which daemon a connection is (unless conninfo names
+     * one). */
+    const char *const keys[] = {"dbname", "fallback_application_name",
+                                timeout_s > 0 ? "connect_timeout" : NULL, NULL};
+    const char *const vals[] = {conninfo, fb_log_prog(), timeout, NULL};
     PGconn *db = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(db) != CONNECTION_OK) {
         fb_log(FB_LOG_WARN, "event=db_connect_failed error=\"%s\"", fb_db_error(db));

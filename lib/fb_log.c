@@ -12,6 +12,10 @@ static const char *s_prog = "fenbo";
 static fb_log_level_t s_level = FB_LOG_INFO;
 static const char *const s_names[] = {"debug", "info", "warn", "error"};
 
+const char *fb_log_prog(void) {
+    return s_prog;
+}
+
 void fb_log_init(const char *prog, fb_log_level_t level) {
     s_prog = prog;
     s_level = level;

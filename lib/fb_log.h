@@ -13,6 +13,8 @@ typedef enum { FB_LOG_DEBUG = 0, FB_LOG_INFO, FB_LOG_WARN, FB_LOG_ERROR } fb_log
 
 void fb_log_init(const char *prog, fb_log_level_t level);
 void fb_log_set_level(fb_log_level_t level);
+/* The program's name given to fb_log_init (borrowed). */
+const char *fb_log_prog(void);
 /* Parses "debug", "info", "warn", "error"; returns -1 for anything else. */
 int fb_log_level_parse(const char *s);
 int fb_log_enabled(fb_log_level_t level);

@@ -246,6 +246,8 @@ class Cluster:
         log("cluster %s in %s" % (self.name, self.tmp))
 
         self._run([PG_SCRIPT, "init", self.pg_dir])
+        # psql and pgbench find the superuser's password there (no trust).
+        os.environ["PGPASSFILE"] = os.path.join(self.pg_dir, "pgpass")
         self.conninfo = self._run([PG_SCRIPT, "start", self.pg_dir]).strip().splitlines()[-1]
         self.pg_port = int(open(os.path.join(self.pg_dir, "port")).read())
         self.psql_base = [

@@ -309,8 +309,12 @@ def bad_role_checks(c, ck):
 def owner_checks(c, ck):
     """Migrated by an owner that is no superuser: FORCEd row security lets
     the owner do everything through its own policy; fenbo_app is confined."""
-    c.psql("CREATE ROLE fenbo_owner LOGIN; GRANT fenbo_app TO fenbo_owner;"
+    # No login without a password (scripts/pg's pg_hba): the owner gets one,
+    # in the cluster's passfile beside the superuser's.
+    c.psql("CREATE ROLE fenbo_owner LOGIN PASSWORD 'owner-pw'; GRANT fenbo_app TO fenbo_owner;"
            " CREATE DATABASE fenbo_owned OWNER fenbo_owner;", db="postgres")
+    with open(os.path.join(c.pg_dir, "pgpass"), "a") as f:
+        f.write("*:*:*:fenbo_owner:owner-pw\n")
     # Extensions need a superuser; a DBA creates them beforehand.
     c.psql("CREATE EXTENSION postgis; CREATE EXTENSION pg_trgm;", db="fenbo_owned")
     env = dict(os.environ, FENBO_PG=c.conninfo.replace("user=postgres", "user=fenbo_owner")
