@@ -54,7 +54,8 @@ static const s_command_t s_commands[] = {
      "[--channel CH] [--urgency U] [--kind K] [--at RFC3339] [--json]",
      "show how the dispatcher would route a petition: every rule tried and why, the "
      "department, the deadlines"},
-    {"token", "create", ctl_cmd_token_create, "--role ROLE [--department CODE] [--name NAME]",
+    {"token", "create", ctl_cmd_token_create,
+     "--role ROLE [--department CODE] [--region CODE] [--name NAME]",
      "make an API token and print it (only its hash is stored; it cannot be shown again)"},
     {"token", "list", ctl_cmd_token_list, "", "list API tokens (never their hashes)"},
     {"token", "revoke", ctl_cmd_token_revoke, "ID", "revoke an API token"},
