@@ -128,3 +128,48 @@ GRANT UPDATE (outcome, reason, photos, decided_by, decided_at, escalated_at)
     ON verification_tasks TO fenbo_app;
 GRANT USAGE ON SEQUENCE verification_tasks_id_seq TO fenbo_app;
 GRANT UPDATE (found_by, grid_region_code, solved_on_site) ON cases TO fenbo_app;
+
+-- ---- the grid's rates ---------------------------------------------------------------
+
+-- Per street (first 9 characters of the region code) or per grid (the whole
+-- code), over [p_from, p_to):
+--   found           cases found by the grid (cases.found_by = 'grid'), by
+--                   their creation time and the reporting worker's region
+--   solved_on_site  of those, closed at once by the worker; they have no
+--                   dispatch event, so 0005's department rates never count them
+--   verifications   verification tasks created in the period, by the
+--                   region holding the point
+--   on_time         of those, decided at or before due
+--   rejected        of those, rejected (a "resolved" that was not)
+-- Rates are fractions rounded to 4 decimals, NULL over 0 (fenbo_stats_rate).
+CREATE FUNCTION fenbo_stats_grid(p_by text, p_from timestamptz, p_to timestamptz)
+    RETURNS TABLE (key text, found bigint, solved_on_site bigint, on_site_rate numeric,
+                   verifications bigint, verified_on_time bigint, on_time_rate numeric,
+                   rejected bigint, rejection_rate numeric)
+    LANGUAGE sql STABLE
+    BEGIN ATOMIC
+    WITH f AS (
+        SELECT CASE WHEN p_by = 'street' THEN left(c.grid_region_code, 9)
+                    ELSE c.grid_region_code END AS k,
+               count(*) AS found,
+               count(*) FILTER (WHERE c.solved_on_site) AS on_site
+        FROM cases c
+        WHERE c.found_by = 'grid' AND c.created_at >= p_from AND c.created_at < p_to
+        GROUP BY 1),
+    v AS (
+        SELECT CASE WHEN p_by = 'street' THEN left(t.region_code, 9) ELSE t.region_code END AS k,
+               count(*) AS n,
+               count(*) FILTER (WHERE t.decided_at <= t.due) AS on_time,
+               count(*) FILTER (WHERE t.outcome = 'rejected') AS rejected
+        FROM verification_tasks t
+        WHERE t.created_at >= p_from AND t.created_at < p_to
+        GROUP BY 1)
+    SELECT coalesce(f.k, v.k), coalesce(f.found, 0), coalesce(f.on_site, 0),
+           fenbo_stats_rate(coalesce(f.on_site, 0), coalesce(f.found, 0)),
+           coalesce(v.n, 0), coalesce(v.on_time, 0),
+           fenbo_stats_rate(coalesce(v.on_time, 0), coalesce(v.n, 0)),
+           coalesce(v.rejected, 0), fenbo_stats_rate(coalesce(v.rejected, 0), coalesce(v.n, 0))
+    FROM f FULL JOIN v ON f.k = v.k
+    ORDER BY 1;
+    END;
+GRANT EXECUTE ON FUNCTION fenbo_stats_grid(text, timestamptz, timestamptz) TO fenbo_app;
