@@ -173,3 +173,39 @@ CREATE FUNCTION fenbo_stats_grid(p_by text, p_from timestamptz, p_to timestamptz
     ORDER BY 1;
     END;
 GRANT EXECUTE ON FUNCTION fenbo_stats_grid(text, timestamptz, timestamptz) TO fenbo_app;
+
+-- GET /api/v1/stats?by=grid: the grid's rates per grid, in the shape of the
+-- other groupings ({"by", "from", "to", "timezone", "rows", "total"}); every
+-- other `by` goes on to 0005's function, renamed fenbo_stats_json_cases.
+ALTER FUNCTION fenbo_stats_json(text, text, text, text, text) RENAME TO fenbo_stats_json_cases;
+CREATE FUNCTION fenbo_stats_json(p_by text, p_from text, p_to text, p_tz text,
+                                 p_department text DEFAULT NULL) RETURNS json
+    LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    per record;
+    t0 timestamptz;
+    t1 timestamptz;
+    v_rows json;
+BEGIN
+    IF p_by IS DISTINCT FROM 'grid' THEN
+        RETURN fenbo_stats_json_cases(p_by, p_from, p_to, p_tz, p_department);
+    END IF;
+    IF p_department IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = 'a department sees its own row only: use by=department';
+    END IF;
+    per := fenbo_stats_period(p_from, p_to, p_tz, NULL);
+    t0 := per.from_day::timestamp AT TIME ZONE p_tz;
+    t1 := per.to_day::timestamp AT TIME ZONE p_tz;
+    SELECT coalesce(json_agg(json_build_object(
+               'key', g.key, 'name', r.name, 'found', g.found,
+               'solved_on_site', g.solved_on_site, 'on_site_rate', g.on_site_rate,
+               'verifications', g.verifications, 'verified_on_time', g.verified_on_time,
+               'on_time_rate', g.on_time_rate, 'rejected', g.rejected,
+               'rejection_rate', g.rejection_rate) ORDER BY g.key), '[]'::json)
+      INTO v_rows
+      FROM fenbo_stats_grid('grid', t0, t1) g LEFT JOIN regions r ON r.code = g.key;
+    RETURN json_build_object('by', p_by, 'from', per.from_day, 'to', per.to_day,
+                             'timezone', p_tz, 'rows', v_rows, 'total', NULL);
+END $$;
+GRANT EXECUTE ON FUNCTION fenbo_stats_json(text, text, text, text, text) TO fenbo_app;

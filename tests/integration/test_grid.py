@@ -110,6 +110,13 @@ def run():
                      " now() + interval '1 day')")
         ck.check([(r["key"], r["found"], r["verifications"]) for r in rows] == [(STREET, 2, 2)],
                  "per street: %r" % rows)
+        js = c.sql_value("SELECT fenbo_stats_json('grid', NULL, NULL, 'Asia/Shanghai')")
+        rows = {r["key"]: r for r in js["rows"]}
+        ck.check(js["by"] == "grid" and rows.get(GRID_A, {}).get("found") == 2
+                 and rows.get(GRID_A, {}).get("rejected") == 1 and rows[GRID_A]["name"],
+                 "stats json by=grid: %r" % js)
+        js = c.sql_value("SELECT fenbo_stats_json('street', NULL, NULL, 'Asia/Shanghai')")
+        ck.check(js["by"] == "street" and "rows" in js, "by=street unchanged: %r" % js)
         log("grid checks done")
         ck.finish()
 
