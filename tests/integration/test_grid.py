@@ -11,7 +11,8 @@ tokens, on a real cluster migrated and loaded with the demo city:
   own task is decided once, and not again; a community's worker sees its
   grids' tasks; the department of the case sees both;
 - fenbo_stats_grid counts the cases found by the grid, those solved on site,
-  the verifications on time and the rejections, per grid and per street.
+  the verifications on time and the rejections, per grid and per street,
+  and GET /api/v1/stats?by=grid answers them through the real worker.
 
 The intake's grid channel and the worker's verify action are not built; this
 test covers what is."""
@@ -39,7 +40,7 @@ def as_app(c, sql, role, region="", dept=""):
 
 
 def run():
-    with Cluster("grid", start_daemons=False) as c:
+    with Cluster("grid") as c:
         ck = Checks()
         # ---- tokens --------------------------------------------------------
         tok = c.fenboctl("token", "create", "--role", "grid", "--region", GRID_A,
@@ -117,6 +118,10 @@ def run():
                  "stats json by=grid: %r" % js)
         js = c.sql_value("SELECT fenbo_stats_json('street', NULL, NULL, 'Asia/Shanghai')")
         ck.check(js["by"] == "street" and "rows" in js, "by=street unchanged: %r" % js)
+        st, body = c.worker("GET", "/api/v1/stats?by=grid", c.tokens["supervisor"])
+        rows = {r["key"]: r for r in (body or {}).get("rows", [])} if st == 200 else {}
+        ck.check(st == 200 and rows.get(GRID_A, {}).get("solved_on_site") == 1,
+                 "GET /api/v1/stats?by=grid: %s %r" % (st, body))
         log("grid checks done")
         ck.finish()
 
