@@ -67,7 +67,8 @@ static const s_command_t s_commands[] = {
      "past work orders as training examples: CSV (header text,category or text,department) or "
      "JSON lines; all rows or none"},
     {"token", "create", ctl_cmd_token_create,
-     "--role ROLE [--department CODE] [--name NAME] [--expires TIME|90d|12h|30m]",
+     "--role ROLE [--department CODE] [--region CODE] [--name NAME] "
+     "[--expires TIME|90d|12h|30m]",
      "make an API token and print it (only its hash is stored; it cannot be shown again)"},
     {"token", "list", ctl_cmd_token_list, "", "list API tokens (never their hashes)"},
     {"token", "revoke", ctl_cmd_token_revoke, "ID", "revoke an API token"},

@@ -12,7 +12,7 @@
 
 /* As api_tokens' CHECK has them. */
 static const char *const s_roles[] = {"hotline",    "miniapp",    "open311", "mailbox", "operator",
-                                      "department", "supervisor", "admin",   NULL};
+                                      "department", "supervisor", "admin",   "grid",    NULL};
 
 static bool is_role(const char *s) {
     for (size_t i = 0; s_roles[i]; i++)
@@ -54,6 +54,7 @@ int ctl_cmd_token_create(ctl_t *ctl, int argc, char **argv) {
     ctl_opt_t opts[] = {{"role", true, NULL},
                         {"department", true, NULL},
                         {"name", true, NULL},
+                        {"region", true, NULL},
                         {"expires", true, NULL}};
     int rc = ctl_args_parse(ctl, argc, argv, opts, FB_ARRAY_LEN(opts), NULL, 0, 0, NULL);
     if (rc)
@@ -66,14 +67,19 @@ int ctl_cmd_token_create(ctl_t *ctl, int argc, char **argv) {
     const char *role = ctl_opt(opts, FB_ARRAY_LEN(opts), "role");
     const char *dept = ctl_opt(opts, FB_ARRAY_LEN(opts), "department");
     const char *name = ctl_opt(opts, FB_ARRAY_LEN(opts), "name");
+    const char *region = ctl_opt(opts, FB_ARRAY_LEN(opts), "region");
     if (!role || !is_role(role))
         return ctl_usage(ctl, "--role must be one of hotline, miniapp, open311, mailbox, "
-                              "operator, department, supervisor, admin");
+                              "operator, department, supervisor, admin, grid");
     if (dept && !*dept)
         dept = NULL;
     if ((strcmp(role, "department") == 0) != (dept != NULL))
         return ctl_usage(ctl, "--department CODE is required for role department, and only "
                               "for it");
+    if (region && !*region)
+        region = NULL;
+    if ((strcmp(role, "grid") == 0) != (region != NULL))
+        return ctl_usage(ctl, "--region CODE is required for role grid, and only for it");
 
     char token[FB_TOKEN_LEN + 1], hash[FB_TOKEN_HASH_HEX];
     if (fb_token_generate(token, sizeof token) != 0 || fb_token_hash_hex(token, hash) != 0)
@@ -91,11 +97,23 @@ int ctl_cmd_token_create(ctl_t *ctl, int argc, char **argv) {
         if (!found)
             return ctl_fail(ctl, "no such department: %s", dept);
     }
-    const char *params[5] = {hash, role, dept, name ? name : "", expires_at[0] ? expires_at : NULL};
+    if (region) {
+        /* A grid worker covers one grid (level 5) or one community (4). */
+        const char *p[1] = {region};
+        if (ctl_query(ctl, "reading regions",
+                      "SELECT 1 FROM regions WHERE code = $1 AND level IN (4, 5)", 1, p, &res))
+            return CTL_FAIL;
+        int found = PQntuples(res);
+        PQclear(res);
+        if (!found)
+            return ctl_fail(ctl, "no such grid or community: %s", region);
+    }
+    const char *params[6] = {
+        hash, role, dept, name ? name : "", region, expires_at[0] ? expires_at : NULL};
     if (ctl_query(ctl, "storing the token",
-                  "INSERT INTO api_tokens (token_hash, role, department_code, name, expires_at)"
-                  " VALUES (decode($1, 'hex'), $2, $3, $4, $5::timestamptz)",
-                  5, params, NULL))
+                  "INSERT INTO api_tokens (token_hash, role, department_code, name, region_code,"
+                  " expires_at) VALUES (decode($1, 'hex'), $2, $3, $4, $5, $6::timestamptz)",
+                  6, params, NULL))
         return CTL_FAIL;
     printf("%s\n", token);
     return CTL_OK;

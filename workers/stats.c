@@ -34,7 +34,7 @@ static bool param_ok(fb_http_req_t *req, const char *field, const char *v) {
         unsigned char ch = (unsigned char)v[i];
         if (ch < 0x20 || ch > 0x7e || n > 64) {
             fb_http_error(req, 400, "invalid", field, "%s must be %s", field,
-                          strcmp(field, "by") == 0 ? "department, district or street"
+                          strcmp(field, "by") == 0 ? "department, district, street or grid"
                                                    : "a date YYYY-MM-DD");
             return false;
         }
