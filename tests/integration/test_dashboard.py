@@ -46,13 +46,15 @@ def chromium_bin():
                        "scripts/install-deps installs it)")
 
 
-def chromium(args, timeout=120):
-    """Runs headless Chromium with a fresh profile; returns its stdout."""
+def chromium(args, timeout=120, tz="America/New_York"):
+    """Runs headless Chromium with a fresh profile, in a time zone far from
+    the city's (the page must show the city's times whatever the browser's);
+    returns its stdout."""
     profile = tempfile.mkdtemp(prefix="fenbo-chromium-")
     try:
         p = subprocess.run([chromium_bin()] + CHROMIUM_FLAGS +
                            ["--user-data-dir=" + profile] + args,
-                           capture_output=True, timeout=timeout)
+                           capture_output=True, timeout=timeout, env=dict(os.environ, TZ=tz))
         if p.returncode != 0:
             raise HarnessError("chromium %s failed (exit %d): %s"
                                % (args, p.returncode, p.stderr.decode(errors="replace")[-2000:]))
@@ -155,11 +157,20 @@ def expected_mark(rate, v):
     return "g" if v <= 0.05 else "y" if v <= 0.15 else "r"
 
 
+MIN_RATED = 20  # the page's default minimum of ratings before a rate ranks
+
+
+def composite(r):
+    parts = [r.get(k) for k in ("response_rate", "resolution_rate", "satisfaction_rate")]
+    return None if any(v is None for v in parts) else sum(parts) / 3
+
+
 def ranked(rows):
-    """The page's default ranking: satisfaction, best first, rows without a
-    rating last; ties by more cases, then by key."""
+    """The page's default ranking: the composite (the mean of response,
+    resolution and satisfaction rates), best first; a row with fewer than
+    MIN_RATED ratings, or no composite, last; ties by more cases, then key."""
     def k(r):
-        v = r.get("satisfaction_rate")
+        v = composite(r) if (r.get("rated") or 0) >= MIN_RATED else None
         return (v is None, -(v or 0), -r["dispatched"], r.get("key") or "")
     return [r.get("key") or "" for r in sorted(rows, key=k)]
 
@@ -300,7 +311,14 @@ def run():
                 ck.check(r["marks"].get(rate) == expected_mark(rate, v),
                          "row %s %s mark %r, expected %r for %r"
                          % (r["key"], rate, r["marks"].get(rate), expected_mark(rate, v), v))
-            for cnt in ("dispatched", "overdue_now"):
+            few = (a.get("rated") or 0) < MIN_RATED
+            for rate in ("resolution_rate", "satisfaction_rate"):
+                starred = r["rates"].get(rate) not in (None, "") and few
+                cell = [x for x in r["cells"] if x["attrs"].get("data-rate") == rate]
+                ck.check(bool(cell) and (cell[0]["attrs"].get("data-few") == "1") == starred,
+                         "row %s %s starred as a small sample: %r (rated %r)"
+                         % (r["key"], rate, cell[0]["attrs"] if cell else None, a.get("rated")))
+            for cnt in ("dispatched", "rated", "overdue_now"):
                 ck.check(r["counts"].get(cnt) == str(a[cnt]),
                          "row %s %s shows %r, the API says %r"
                          % (r["key"], cnt, r["counts"].get(cnt), a[cnt]))
@@ -356,6 +374,14 @@ def run():
             # The list (one row per missed deadline) shown one row per case:
             # as many as the stats' overdue count.
             ids = {o["case_id"] for o in olist["overdue"]}
+            # Due times in the city's zone, though the browser is in New York.
+            sh = datetime.timezone(datetime.timedelta(hours=8))
+            dues = {datetime.datetime.fromisoformat(o["due"].replace("Z", "+00:00"))
+                    .astimezone(sh).strftime("%m-%d %H:%M") for o in olist["overdue"]
+                    if o.get("due")}
+            text = dom.texts.get("overdue", "")
+            ck.check(dues and any(d in text for d in dues),
+                     "overdue due times in Asia/Shanghai %r, the page shows %r" % (dues, text[:300]))
             ck.check(dom.overdue_cases == str(len(ids)) == str(overdue),
                      "overdue list shows %s cases, /api/v1/overdue has %d, stats say %d"
                      % (dom.overdue_cases, len(ids), overdue))
