@@ -17,13 +17,13 @@
 #include "fb_bus.h"
 #include "fb_common.h"
 #include "fb_time.h"
+#include "load.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
 #include <zmq.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -35,52 +35,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ORDERS_PATH     "/api/v1/hotline/orders"
-#define RESP_MAX        8192
-#define PROGRESS_US     1000000
-#define TICK_US         100000 /* longest sleep: how soon a signal or a deadline is noticed */
-#define SUB_WAIT_MS     2000   /* how long to wait for the PUB socket before warning */
-#define MAX_STATUSES    16
-#define EXIT_USAGE      2
-#define EXIT_INCOMPLETE 3
-
-static const char usage_text[] =
-    "usage: fenbo-load [--url URL] [--token TOKEN] [--sub ENDPOINT | --no-sub] [-n TOTAL]\n"
-    "                  [-c CONNECTIONS] [--rate R] [--warmup N] [--drain-timeout S]\n"
-    "                  [--timeout S] [--prefix STR] [--seed N] [--free-text PCT] [--json]\n"
-    "\n"
-    "  --url URL          intake base URL (default $FENBO_INTAKE_URL or http://127.0.0.1:12345);\n"
-    "                     orders go to URL" ORDERS_PATH "\n"
-    "  --token TOKEN      hotline bearer token (default $FENBO_TOKEN_HOTLINE)\n"
-    "  --sub ENDPOINT     dispatcher PUB endpoint (default tcp://127.0.0.1:5556)\n"
-    "  --no-sub           measure HTTP only, do not wait for assignments\n"
-    "  -n TOTAL           petitions to submit, warmup excluded (default 10000)\n"
-    "  -c CONNECTIONS     parallel keep-alive connections (default 32)\n"
-    "  --rate R           offered petitions/s, open loop (default 0: as fast as possible)\n"
-    "  --warmup N         petitions sent and answered first, left out of the results\n"
-    "  --drain-timeout S  wait this long after the last answer for assignments (default 30)\n"
-    "  --timeout S        per-request HTTP timeout (default 30)\n"
-    "  --prefix STR       order_no prefix (default from time and pid, so runs never collide)\n"
-    "  --seed N           seed of the order generator (default from time and pid)\n"
-    "  --free-text PCT    share of orders sent without a category, for the\n"
-    "                     dispatcher's classifier to give them one (default 50)\n"
-    "  --json             print the results as one JSON object on stdout, the\n"
-    "                     human-readable report on stderr\n"
-    "\n"
-    "Exit status: 0 all petitions acknowledged and published, 3 some failed or were\n"
-    "never published, 1 could not run, 2 bad usage.\n";
+#define PROGRESS_US 1000000
+#define TICK_US     100000 /* longest sleep: how soon a signal or a deadline is noticed */
+#define SUB_WAIT_MS 2000   /* how long to wait for the PUB socket before warning */
 
 /* ------------------------------------------------------------------ orders */
-
-/* One petition of the run. Times are microseconds on the monotonic clock;
- * 0 means "not yet". */
-typedef struct order {
-    int64_t t_sched; /* due (open loop) or handed to libcurl (closed loop) */
-    int64_t t_ack;   /* HTTP answer received */
-    int64_t t_pub;   /* assignment event seen on the bus */
-    int16_t http;    /* HTTP status; -1 transport error */
-    uint8_t asg;     /* index into load_t.statuses of the event's status */
-} order_t;
 
 /* The demo city's categories (config/demo/categories.json leaves) with a
  * typical complaint each; kind is how an operator would file it. */
@@ -127,88 +86,14 @@ static const char *const closings[] = {"", "希望尽快处理。", "已经反�
 
 /* ------------------------------------------------------ tracking numbers */
 
-/* Tracking number → order, so that an assignment event finds its order
- * whichever of the HTTP answer and the event arrives first. */
-typedef struct track {
-    char *tracking_no; /* owned; NULL: empty bucket */
-    long order;        /* index into orders; -1: event seen before the HTTP answer */
-    int64_t t_pub;     /* for order -1: when the event arrived */
-    uint8_t asg;       /* for order -1: the event's status */
-} track_t;
-
-typedef struct track_map {
-    track_t *b;
-    size_t cap; /* power of two */
-    size_t len;
-} track_map_t;
-
-/* ----------------------------------------------------------- the run */
-
-typedef struct slot {
-    CURL *easy;
-    long order; /* -1 when idle */
-    char *body; /* the request body, owned; libcurl borrows it */
-    char resp[RESP_MAX];
-    size_t resp_len;
-} slot_t;
-
-typedef struct counts {
-    long sent, acked, published, errors;
-} counts_t;
-
-typedef struct load {
-    /* options */
-    char *url;
-    const char *token, *sub_endpoint, *prefix;
-    long total, conns, warmup;
-    long free_text_pct; /* orders sent without a category: the classifier's */
-    double rate, drain_timeout_s, timeout_s;
-    bool json;
-    uint64_t seed;
-
-    order_t *orders; /* warmup + total; the measured ones from index warmup */
-    long norders;
-
-    CURLM *multi;
-    struct curl_slist *headers;
-    slot_t *slots;
-    long *idle; /* stack of idle slot indices */
-    long nidle;
-
-    void *zctx, *sub;
-    fb_bus_msg_t *msg;
-    track_map_t map;
-    char statuses[MAX_STATUSES][24]; /* [0] is "?" (no status) */
-    int nstatuses;
-
-    /* the phase being sent: warmup [0, warmup) then measured [warmup, norders) */
-    bool measuring;
-    long next, phase_end;
-    int64_t t0; /* phase start */
-    int64_t t_last_ack, t_last_pub;
-    long inflight;
-    counts_t cnt[2]; /* [0] warmup, [1] measured */
-    long http[600];  /* measured answers by status */
-    long curl_err[CURL_LAST];
-    long bad_answers; /* 2xx without a usable tracking_no */
-    long collisions;  /* two orders answered with one tracking number */
-    long connects;    /* new connections libcurl opened */
-    long events;      /* ASG messages received */
-    long bad_events;  /* messages on the bus that are not ASG events we understand */
-    uint64_t rng;
-} load_t;
-
 static volatile sig_atomic_t stop_requests;
-/* A report that could not be written is a failed run: a script reading it
- * must not take a truncated report for a good one. */
-static bool output_failed;
+bool load_output_failed;
 
-static void say(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(FILE *f, const char *fmt, ...) {
+void load_say(FILE *f, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     if (vfprintf(f, fmt, ap) < 0)
-        output_failed = true;
+        load_output_failed = true;
     va_end(ap);
 }
 
@@ -638,7 +523,8 @@ static int bus_connect(load_t *L) {
     }
     int rc = 0;
     if (zmq_connect(L->sub, L->sub_endpoint) != 0) {
-        say(stderr, "fenbo-load: cannot connect to %s: %s\n", L->sub_endpoint, zmq_strerror(errno));
+        load_say(stderr, "fenbo-load: cannot connect to %s: %s\n", L->sub_endpoint,
+                 zmq_strerror(errno));
         rc = FB_EIO;
     } else if (mon) {
         zmq_pollitem_t it = {.socket = mon, .events = ZMQ_POLLIN};
@@ -646,10 +532,10 @@ static int bus_connect(load_t *L) {
             /* The subscription travels right after the handshake; let it land. */
             usleep(100000);
         else
-            say(stderr,
-                "fenbo-load: warning: no publisher at %s after %d ms; events published "
-                "before it comes up will be missed\n",
-                L->sub_endpoint, SUB_WAIT_MS);
+            load_say(stderr,
+                     "fenbo-load: warning: no publisher at %s after %d ms; events published "
+                     "before it comes up will be missed\n",
+                     L->sub_endpoint, SUB_WAIT_MS);
     }
     if (mon) {
         zmq_socket_monitor(L->sub, NULL, 0);
@@ -668,7 +554,7 @@ static int bus_setup(load_t *L) {
     /* A deep queue: a lost event would read as an unpublished petition. */
     L->sub = fb_bus_socket(L->zctx, ZMQ_SUB, 1000000, 1 << 20);
     if (!L->sub || zmq_setsockopt(L->sub, ZMQ_SUBSCRIBE, "", 0) != 0) {
-        say(stderr, "fenbo-load: zmq: %s\n", zmq_strerror(errno));
+        load_say(stderr, "fenbo-load: zmq: %s\n", zmq_strerror(errno));
         return FB_EIO;
     }
     int zero = 0;
@@ -684,194 +570,15 @@ static void bus_teardown(load_t *L) {
     free(L->msg);
 }
 
-/* ---------------------------------------------------------------- report */
-
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-typedef struct dist {
-    long n;
-    double p50, p90, p99, p999, max; /* ms */
-} dist_t;
-
-/* Nearest-rank percentiles of v (sorted here). */
-static dist_t dist_of(int64_t *v, long n) {
-    dist_t d = {.n = n};
-    if (n == 0)
-        return d;
-    qsort(v, (size_t)n, sizeof *v, cmp_i64);
-    double *ps[] = {&d.p50, &d.p90, &d.p99, &d.p999};
-    const double q[] = {0.50, 0.90, 0.99, 0.999};
-    for (size_t k = 0; k < FB_ARRAY_LEN(q); k++) {
-        long r = (long)ceil(q[k] * (double)n) - 1;
-        *ps[k] = (double)v[r < 0 ? 0 : r] / 1000.0;
-    }
-    d.max = (double)v[n - 1] / 1000.0;
-    return d;
-}
-
-static void print_dist(FILE *f, const char *label, const dist_t *d) {
-    if (d->n == 0) {
-        say(f, "  %-12s %9s\n", label, "-");
-        return;
-    }
-    say(f, "  %-12s %9.3f %9.3f %9.3f %9.3f %9.3f  (%ld)\n", label, d->p50, d->p90, d->p99, d->p999,
-        d->max, d->n);
-}
-
-static json_t *json_dist(const dist_t *d) {
-    return json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "n", (json_int_t)d->n, "p50", d->p50, "p90",
-                     d->p90, "p99", d->p99, "p99.9", d->p999, "max", d->max);
-}
-
-static double per_s(long n, int64_t us) {
-    return us > 0 ? (double)n * 1e6 / (double)us : 0.0;
-}
-
-/* Prints the report; returns the exit status it implies. */
-static int report(load_t *L, int64_t t_end) {
-    long n = L->norders - L->warmup, submitted = L->cnt[1].sent;
-    long ok = L->cnt[1].acked, published = L->cnt[1].published;
-    int64_t *ack = malloc(sizeof *ack * (size_t)(n ? n : 1));
-    int64_t *e2e = malloc(sizeof *e2e * (size_t)(n ? n : 1));
-    long status_n[MAX_STATUSES] = {0}, nack = 0, ne2e = 0, foreign = 0;
-    if (!ack || !e2e) {
-        free(ack);
-        free(e2e);
-        say(stderr, "fenbo-load: out of memory for the report\n");
-        return EXIT_FAILURE;
-    }
-    for (long i = L->warmup; i < L->norders; i++) {
-        const order_t *o = &L->orders[i];
-        if (o->http >= 200 && o->http <= 299)
-            ack[nack++] = o->t_ack - o->t_sched;
-        if (o->t_pub) {
-            e2e[ne2e++] = o->t_pub - o->t_sched;
-            status_n[o->asg]++;
-        }
-    }
-    for (size_t k = 0; k < L->map.cap; k++)
-        if (L->map.b[k].tracking_no && L->map.b[k].order < 0)
-            foreign++;
-    dist_t dack = dist_of(ack, nack), de2e = dist_of(e2e, ne2e);
-    free(ack);
-    free(e2e);
-
-    int64_t last = L->t_last_ack > L->t_last_pub ? L->t_last_ack : L->t_last_pub;
-    if (last == 0)
-        last = t_end;
-    double wall = (double)(last - L->t0) / 1e6;
-    long errors = L->cnt[1].errors, unpublished = L->sub ? ok - published : 0;
-    long unsent = n - submitted;
-
-    FILE *f = L->json ? stderr : stdout;
-    say(f, "fenbo-load: %s, %ld connections, rate ", L->url, L->conns);
-    if (L->rate > 0)
-        say(f, "%.1f/s (open loop)", L->rate);
-    else
-        say(f, "unlimited");
-    say(f, ", warmup %ld, prefix %s\n", L->warmup, L->prefix);
-    say(f, "petitions submitted   %ld", submitted);
-    if (unsent)
-        say(f, " (%ld not sent: interrupted)", unsent);
-    say(f, "\nHTTP status          ");
-    for (int c = 0; c < 600; c++)
-        if (L->http[c])
-            say(f, " %d: %ld", c, L->http[c]);
-    say(f, "\nerrors                %ld", errors);
-    if (L->bad_answers)
-        say(f, " (2xx without tracking_no: %ld)", L->bad_answers);
-    for (int c = 0; c < CURL_LAST; c++)
-        if (L->curl_err[c])
-            say(f, " [%s: %ld]", curl_easy_strerror((CURLcode)c), L->curl_err[c]);
-    if (L->inflight)
-        say(f, " (abandoned in flight: %ld)", L->inflight);
-    say(f, "\nconnections opened    %ld\n", L->connects);
-    say(f, "wall time             %.3f s\n", wall);
-    say(f, "acknowledged          %.1f petitions/s (HTTP 2xx: %ld)\n",
-        per_s(ok, L->t_last_ack - L->t0), ok);
-    if (L->sub) {
-        say(f, "end to end            %.1f petitions/s (published: %ld)\n",
-            per_s(published, L->t_last_pub - L->t0), published);
-        say(f, "never published       %ld (drain timeout %.0f s)\n", unpublished,
-            L->drain_timeout_s);
-    }
-    say(f, "latency ms                 p50       p90       p99     p99.9       max  (n)\n");
-    print_dist(f, "HTTP ack", &dack);
-    if (L->sub) {
-        print_dist(f, "end to end", &de2e);
-        say(f, "assignments          ");
-        for (int k = 0; k < L->nstatuses; k++)
-            if (status_n[k])
-                say(f, " %s: %ld", L->statuses[k], status_n[k]);
-        say(f, "\nbus events            %ld (not ours or unmatched: %ld, not ASG: %ld)\n",
-            L->events, foreign, L->bad_events);
-    }
-    if (L->collisions)
-        say(f, "tracking_no collisions %ld (two orders, one tracking number)\n", L->collisions);
-
-    if (L->json) {
-        json_t *st = json_object(), *ce = json_object(), *asg = json_object();
-        for (int c = 0; c < 600; c++) {
-            char key[8];
-            (void)snprintf(key, sizeof key, "%d", c);
-            if (L->http[c])
-                json_object_set_new(st, key, json_integer(L->http[c]));
-        }
-        for (int c = 0; c < CURL_LAST; c++)
-            if (L->curl_err[c])
-                json_object_set_new(ce, curl_easy_strerror((CURLcode)c),
-                                    json_integer(L->curl_err[c]));
-        for (int k = 0; k < L->nstatuses; k++)
-            if (status_n[k])
-                json_object_set_new(asg, L->statuses[k], json_integer(status_n[k]));
-        json_t *j = json_pack(
-            "{s:s, s:I, s:f, s:I, s:s, s:I, s:I, s:o, s:I, s:o, s:I, s:I, s:f, s:f, s:f, "
-            "s:{s:o, s:o}, s:b}",
-            "url", L->url, "connections", (json_int_t)L->conns, "rate", L->rate, "warmup",
-            (json_int_t)L->warmup, "prefix", L->prefix, "submitted", (json_int_t)submitted,
-            "acknowledged", (json_int_t)ok, "http_status", st, "errors", (json_int_t)errors,
-            "transport_errors", ce, "bad_answers", (json_int_t)L->bad_answers, "connections_opened",
-            (json_int_t)L->connects, "wall_s", wall, "ack_per_s", per_s(ok, L->t_last_ack - L->t0),
-            "e2e_per_s", per_s(published, L->t_last_pub - L->t0), "latency_ms", "ack",
-            json_dist(&dack), "e2e", json_dist(&de2e), "sub", L->sub != NULL);
-        if (j)
-            json_object_set_new(j, "abandoned", json_integer(L->inflight));
-        if (j && L->sub) {
-            json_object_set_new(j, "published", json_integer(published));
-            json_object_set_new(j, "unpublished", json_integer(unpublished));
-            json_object_set_new(j, "drain_timeout_s", json_real(L->drain_timeout_s));
-            json_object_set_new(j, "assignments", json_incref(asg));
-            json_object_set_new(j, "bus_events", json_integer(L->events));
-            json_object_set_new(j, "bus_unmatched", json_integer(foreign));
-        }
-        json_decref(asg);
-        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-        if (s)
-            say(stdout, "%s\n", s);
-        else
-            say(stderr, "fenbo-load: out of memory for the JSON report\n");
-        free(s);
-        json_decref(j);
-    }
-    if (fflush(stdout) != 0)
-        output_failed = true;
-    if (output_failed)
-        return EXIT_FAILURE;
-    return errors || unpublished || unsent ? EXIT_INCOMPLETE : EXIT_SUCCESS;
-}
-
 /* ------------------------------------------------------------------ loop */
 
 static void progress(load_t *L, int64_t now) {
     const counts_t *c = &L->cnt[L->measuring];
-    say(stderr,
-        "fenbo-load: %s%5.1fs sent=%ld acknowledged=%ld published=%ld errors=%ld "
-        "inflight=%ld backlog=%ld\n",
-        L->measuring ? "" : "warmup ", (double)(now - L->t0) / 1e6, c->sent, c->acked, c->published,
-        c->errors, L->inflight, backlog(L, now));
+    load_say(stderr,
+             "fenbo-load: %s%5.1fs sent=%ld acknowledged=%ld published=%ld errors=%ld "
+             "inflight=%ld backlog=%ld\n",
+             L->measuring ? "" : "warmup ", (double)(now - L->t0) / 1e6, c->sent, c->acked,
+             c->published, c->errors, L->inflight, backlog(L, now));
 }
 
 static void phase_begin(load_t *L, bool measuring, int64_t now) {
@@ -906,10 +613,10 @@ static int run(load_t *L, int64_t *t_end) {
 
         if (stop_requests > handled_stops) {
             handled_stops = (int)stop_requests;
-            say(stderr, "fenbo-load: %s\n",
-                handled_stops == 1 ? "interrupted: finishing requests in flight, "
-                                     "interrupt again to stop at once"
-                                   : "stopping");
+            load_say(stderr, "fenbo-load: %s\n",
+                     handled_stops == 1 ? "interrupted: finishing requests in flight, "
+                                          "interrupt again to stop at once"
+                                        : "stopping");
             if (!L->measuring)
                 phase_begin(L, true, now); /* report an empty measured phase */
             L->phase_end = L->next;
@@ -953,174 +660,19 @@ static int run(load_t *L, int64_t *t_end) {
     return err;
 }
 
-/* ---------------------------------------------------------------- options */
-
-static int parse_long(const char *s, long min, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min)
-        return FB_EINVAL;
-    *out = v;
-    return 0;
-}
-
-static int parse_double(const char *s, double min, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= min) || !isfinite(v))
-        return FB_EINVAL;
-    *out = v;
-    return 0;
-}
-
-static int parse_args(load_t *L, int argc, char **argv, char **prefix_buf) {
-    enum {
-        O_URL = 256,
-        O_TOKEN,
-        O_SUB,
-        O_NOSUB,
-        O_RATE,
-        O_WARMUP,
-        O_DRAIN,
-        O_TIMEOUT,
-        O_PREFIX,
-        O_SEED,
-        O_JSON,
-        O_FREE_TEXT
-    };
-    static const struct option opts[] = {
-        {"url", required_argument, NULL, O_URL},
-        {"token", required_argument, NULL, O_TOKEN},
-        {"sub", required_argument, NULL, O_SUB},
-        {"no-sub", no_argument, NULL, O_NOSUB},
-        {"rate", required_argument, NULL, O_RATE},
-        {"warmup", required_argument, NULL, O_WARMUP},
-        {"drain-timeout", required_argument, NULL, O_DRAIN},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"prefix", required_argument, NULL, O_PREFIX},
-        {"seed", required_argument, NULL, O_SEED},
-        {"json", no_argument, NULL, O_JSON},
-        {"free-text", required_argument, NULL, O_FREE_TEXT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *url = getenv("FENBO_INTAKE_URL");
-    long seed = -1;
-    int c, bad = 0;
-
-    L->token = getenv("FENBO_TOKEN_HOTLINE");
-    L->sub_endpoint = "tcp://127.0.0.1:5556";
-    L->total = 10000;
-    L->conns = 32;
-    L->free_text_pct = 50;
-    L->drain_timeout_s = 30;
-    L->timeout_s = 30;
-    while ((c = getopt_long(argc, argv, "n:c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'n':
-            bad |= parse_long(optarg, 1, &L->total);
-            break;
-        case 'c':
-            bad |= parse_long(optarg, 1, &L->conns);
-            break;
-        case O_URL:
-            url = optarg;
-            break;
-        case O_TOKEN:
-            L->token = optarg;
-            break;
-        case O_SUB:
-            L->sub_endpoint = optarg;
-            break;
-        case O_NOSUB:
-            L->sub_endpoint = NULL;
-            break;
-        case O_RATE:
-            bad |= parse_double(optarg, 0, &L->rate);
-            break;
-        case O_WARMUP:
-            bad |= parse_long(optarg, 0, &L->warmup);
-            break;
-        case O_DRAIN:
-            bad |= parse_double(optarg, 0, &L->drain_timeout_s);
-            break;
-        case O_TIMEOUT:
-            bad |= parse_double(optarg, 0.001, &L->timeout_s);
-            break;
-        case O_PREFIX:
-            L->prefix = optarg;
-            break;
-        case O_SEED:
-            bad |= parse_long(optarg, 0, &seed);
-            break;
-        case O_JSON:
-            L->json = true;
-            break;
-        case O_FREE_TEXT:
-            bad |= parse_long(optarg, 0, &L->free_text_pct) || L->free_text_pct > 100;
-            break;
-        case 'h':
-            say(stdout, "%s", usage_text);
-            exit(EXIT_SUCCESS);
-        default:
-            bad = 1;
-        }
-    }
-    if (bad || optind != argc || (L->sub_endpoint && !*L->sub_endpoint) || L->conns > 10000 ||
-        L->total > 100000000 || L->warmup > 100000000) {
-        if (!bad && optind != argc)
-            say(stderr, "fenbo-load: unexpected argument '%s'\n", argv[optind]);
-        else
-            say(stderr, "fenbo-load: bad option value\n");
-        say(stderr, "%s", usage_text);
-        return FB_EINVAL;
-    }
-
-    /* Base URL → the hotline endpoint, unless the full path was given. */
-    if (!url)
-        url = "http://127.0.0.1:12345";
-    size_t len = strlen(url);
-    while (len > 0 && url[len - 1] == '/')
-        len--;
-    bool full = len >= strlen(ORDERS_PATH) &&
-                memcmp(url + len - strlen(ORDERS_PATH), ORDERS_PATH, strlen(ORDERS_PATH)) == 0;
-    if (asprintf(&L->url, "%.*s%s", (int)len, url, full ? "" : ORDERS_PATH) < 0)
-        return FB_ENOMEM;
-
-    int64_t wall = fb_now_us();
-    if (!L->prefix) {
-        /* Time and pid: two runs, even at once, never reuse an order_no (which
-         * intake would rightly answer with 200 and the first run's petition). */
-        time_t secs = (time_t)(wall / 1000000);
-        struct tm tm;
-        char stamp[32];
-        localtime_r(&secs, &tm);
-        if (strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm) == 0)
-            (void)snprintf(stamp, sizeof stamp, "%lld", (long long)secs);
-        if (asprintf(prefix_buf, "LOAD-%s-%ld", stamp, (long)getpid()) < 0)
-            return FB_ENOMEM;
-        L->prefix = *prefix_buf;
-    }
-    L->seed = seed >= 0 ? (uint64_t)seed : (uint64_t)wall ^ ((uint64_t)getpid() << 32);
-    L->rng = L->seed * 0x9E3779B97F4A7C15ULL + 1; /* never 0: xorshift would stay there */
-    return 0;
-}
-
 int main(int argc, char **argv) {
     load_t L = {.nstatuses = 1, .statuses = {"?"}};
     char *prefix_buf = NULL;
     int status = EXIT_FAILURE;
     int64_t t_end = 0;
 
-    if (parse_args(&L, argc, argv, &prefix_buf) != 0) {
+    if (load_parse_args(&L, argc, argv, &prefix_buf) != 0) {
         status = EXIT_USAGE;
         goto fail_args;
     }
     if (!L.token)
-        say(stderr, "fenbo-load: warning: no --token and no FENBO_TOKEN_HOTLINE: "
-                    "requests go without Authorization\n");
+        load_say(stderr, "fenbo-load: warning: no --token and no FENBO_TOKEN_HOTLINE: "
+                         "requests go without Authorization\n");
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
@@ -1130,27 +682,27 @@ int main(int argc, char **argv) {
     sigaction(SIGPIPE, &ign, NULL);
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        say(stderr, "fenbo-load: curl_global_init failed\n");
+        load_say(stderr, "fenbo-load: curl_global_init failed\n");
         goto fail_args;
     }
     L.norders = L.warmup + L.total;
     L.orders = calloc((size_t)L.norders, sizeof *L.orders);
     if (!L.orders) {
-        say(stderr, "fenbo-load: out of memory for %ld orders\n", L.norders);
+        load_say(stderr, "fenbo-load: out of memory for %ld orders\n", L.norders);
         goto fail;
     }
     if (bus_setup(&L) != 0 || http_setup(&L) != 0) {
-        say(stderr, "fenbo-load: setup failed\n");
+        load_say(stderr, "fenbo-load: setup failed\n");
         goto fail;
     }
-    say(stderr, "fenbo-load: %ld petitions (+%ld warmup) to %s over %ld connections%s%s\n", L.total,
-        L.warmup, L.url, L.conns, L.sub ? ", events from " : ", no events",
-        L.sub ? L.sub_endpoint : "");
+    load_say(stderr, "fenbo-load: %ld petitions (+%ld warmup) to %s over %ld connections%s%s\n",
+             L.total, L.warmup, L.url, L.conns, L.sub ? ", events from " : ", no events",
+             L.sub ? L.sub_endpoint : "");
     if (run(&L, &t_end) != 0) {
-        say(stderr, "fenbo-load: out of memory during the run\n");
+        load_say(stderr, "fenbo-load: out of memory during the run\n");
         goto fail;
     }
-    status = report(&L, t_end);
+    status = load_report(&L, t_end);
 fail:
     http_teardown(&L);
     bus_teardown(&L);

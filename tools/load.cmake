@@ -6,5 +6,6 @@
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 
-add_executable(fenbo-load ${CMAKE_CURRENT_LIST_DIR}/fenbo-load.c)
+add_executable(fenbo-load ${CMAKE_CURRENT_LIST_DIR}/fenbo-load.c
+    ${CMAKE_CURRENT_LIST_DIR}/load_options.c ${CMAKE_CURRENT_LIST_DIR}/load_report.c)
 target_link_libraries(fenbo-load PRIVATE fenbo PkgConfig::CURL)

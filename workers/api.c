@@ -5,6 +5,7 @@
  * is away the endpoints that need it answer 503 and the worker keeps serving
  * /healthz and /metrics. */
 #include "api.h"
+#include "api_util.h"
 #include "actions.h"
 #include "callback.h"
 #include "case_sql.h"
@@ -221,44 +222,6 @@ static bool authenticate(s_ctx_t *c) {
     else
         snprintf(c->actor, sizeof c->actor, "%s:%lld", c->role, c->token_id);
     return true;
-}
-
-/* ---- masking ------------------------------------------------------------- */
-
-char *fb_api_mask_name(const char *name, char *out, size_t outlen) {
-    size_t n = 0;
-    if (name && name[0]) {
-        unsigned char b = (unsigned char)name[0];
-        n = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 1;
-        /* A cut sequence (bad UTF-8) keeps only what is there. */
-        for (size_t i = 1; i < n; i++) {
-            if (((unsigned char)name[i] & 0xc0) != 0x80) {
-                n = i;
-                break;
-            }
-        }
-    }
-    if (outlen < n + 2) {
-        if (outlen)
-            out[0] = '\0';
-        return out;
-    }
-    memcpy(out, name ? name : "", n);
-    out[n] = '*';
-    out[n + 1] = '\0';
-    return out;
-}
-
-/* Masks phones, ID card numbers and e-mail addresses typed into the text
- * field key of o (fb_text_mask_personal). */
-void fb_api_mask_text(json_t *o, const char *key) {
-    const char *t = json_string_value(json_object_get(o, key));
-    char *masked = NULL;
-    if (t && fb_text_mask_personal(t, &masked) == 0)
-        json_object_set_new(o, key, json_string(masked));
-    else if (t)
-        json_object_set_new(o, key, json_string("****"));
-    free(masked);
 }
 
 static void mask_callers(json_t *petitions) {

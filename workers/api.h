@@ -17,11 +17,4 @@
  * returning (the database calls are blocking in this version). */
 void fb_api_handle(void *ud, fb_http_req_t *req);
 
-/* "张三" → "张*": the first character (UTF-8) and a star; "" and NULL give
- * "*". out needs at least 6 bytes. Returns out. */
-char *fb_api_mask_name(const char *name, char *out, size_t outlen);
-/* Masks phones, ID card numbers and e-mail addresses typed into o's text
- * field key, in place (fb_text_mask_personal). */
-void fb_api_mask_text(json_t *o, const char *key);
-
 #endif

@@ -1,8 +1,7 @@
 /* callback.c — the callback desk (回访): tasks for replied cases, rating
  * requests, and closing what residents never rated. */
 #include "callback.h"
-#include "api.h"
-#include "deadlines.h"
+#include "api_util.h"
 #include "fb_common.h"
 #include "fb_db.h"
 #include "fb_log.h"
@@ -351,8 +350,8 @@ void fb_callback_api_list(fb_worker_t *w, fb_http_req_t *req, const char *role,
         fb_http_error(req, 400, "invalid", "kind", "kind must be phone or rating_request");
         return;
     }
-    if (!fb_timers_api_int(req, "limit", 1, LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit) ||
-        !fb_timers_api_bool(req, "all", &all))
+    if (!fb_api_query_int(req, "limit", 1, LIST_LIMIT_MAX, LIST_LIMIT_DEFAULT, &limit) ||
+        !fb_api_query_bool(req, "all", &all))
         return;
     char lim[24], open_st[64];
     snprintf(lim, sizeof lim, "%lld", limit);
@@ -360,7 +359,7 @@ void fb_callback_api_list(fb_worker_t *w, fb_http_req_t *req, const char *role,
              fb_case_status_name(FB_CASE_RATED));
     const char *params[] = {kind, all == 1 ? "true" : "false", open_st, department, lim};
     json_t *out;
-    if (fb_timers_api_query(w, req, s_list_sql, 5, params, &out) != 0)
+    if (fb_api_query_json(w, req, s_list_sql, 5, params, &out) != 0)
         return;
     /* The desk calls the residents back; everyone else sees them masked. */
     bool sees_caller = role && (strcmp(role, "operator") == 0 || strcmp(role, "admin") == 0);

@@ -2,6 +2,7 @@
  * supervisors' overdue list, and the periodic sweep that runs every timer of
  * the worker (this file's, callback.c's and hotspot.c's). */
 #include "deadlines.h"
+#include "api_util.h"
 #include "callback.h"
 #include "fb_common.h"
 #include "fb_db.h"
@@ -307,8 +308,8 @@ void fb_deadlines_api_overdue(fb_worker_t *w, fb_http_req_t *req, const char *ro
         fb_http_error(req, 400, "invalid", "deadline", "deadline must be accept or reply");
         return;
     }
-    if (!fb_timers_api_int(req, "limit", 1, OVERDUE_LIMIT_MAX, OVERDUE_LIMIT_DEFAULT, &limit) ||
-        !fb_timers_api_bool(req, "escalated", &escalated))
+    if (!fb_api_query_int(req, "limit", 1, OVERDUE_LIMIT_MAX, OVERDUE_LIMIT_DEFAULT, &limit) ||
+        !fb_api_query_bool(req, "escalated", &escalated))
         return;
     char accept_st[256], reply_st[256], lim[24];
     statuses_where(awaits_accept, accept_st, sizeof accept_st);
@@ -319,80 +320,9 @@ void fb_deadlines_api_overdue(fb_worker_t *w, fb_http_req_t *req, const char *ro
                             department, escalated < 0 ? NULL : escalated ? "true" : "false",
                             lim};
     json_t *out;
-    if (fb_timers_api_query(w, req, s_overdue_sql, 7, params, &out) != 0)
+    if (fb_api_query_json(w, req, s_overdue_sql, 7, params, &out) != 0)
         return;
     fb_http_respond_json(req, 200, out);
-}
-
-/* ---- helpers of the timers' API handlers --------------------------------- */
-
-int fb_timers_api_query(fb_worker_t *w, fb_http_req_t *req, const char *sql, int n,
-                        const char *const *params, json_t **out) {
-    *out = NULL;
-    PGconn *db = fb_dblink_conn(w->db);
-    if (!db) {
-        fb_http_error(req, 503, "db_unavailable", NULL,
-                      "the database is unavailable; try again later");
-        return FB_EDB;
-    }
-    PGresult *r = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
-        json_error_t e;
-        *out = json_loads(PQgetvalue(r, 0, 0), 0, &e);
-        PQclear(r);
-        if (*out)
-            return 0;
-        fb_http_error(req, 500, "internal", NULL, "unreadable answer from the database");
-        return FB_EDB;
-    }
-    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    bool busy = st && (strcmp(st, "55P03") == 0 || strcmp(st, "57014") == 0);
-    fb_log(FB_LOG_WARN, "event=db_error sqlstate=%s error=\"%s\"", st ? st : "-", fb_db_error(db));
-    PQclear(r);
-    if (fb_dblink_check(w->db) || busy)
-        fb_http_error(req, 503, "db_unavailable", NULL,
-                      "the database is unavailable; try again later");
-    else
-        fb_http_error(req, 500, "internal", NULL, "database error");
-    return FB_EDB;
-}
-
-bool fb_timers_api_int(fb_http_req_t *req, const char *key, long long min, long long max,
-                       long long def, long long *out) {
-    const char *s = fb_http_query(req, key);
-    *out = def;
-    if (!s || !*s)
-        return true;
-    char *end = NULL;
-    long long v = 0;
-    errno = 0;
-    /* Digits only: strtoll would take a sign and leading blanks too. */
-    if (*s >= '0' && *s <= '9')
-        v = strtoll(s, &end, 10);
-    if (!end || errno || *end || v < min || v > max) {
-        fb_http_error(req, 400, "invalid", key, "%s must be a whole number from %lld to %lld", key,
-                      min, max);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-bool fb_timers_api_bool(fb_http_req_t *req, const char *key, int *out) {
-    const char *s = fb_http_query(req, key);
-    *out = -1;
-    if (!s || !*s)
-        return true;
-    if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0) {
-        *out = 1;
-        return true;
-    }
-    if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0) {
-        *out = 0;
-        return true;
-    }
-    fb_http_error(req, 400, "invalid", key, "%s must be true or false", key);
-    return false;
 }
 
 /* ---- the sweep ----------------------------------------------------------- */

@@ -133,21 +133,4 @@ void fb_timers_reload(fb_timers_t *t, const fb_config_t *cfg);
  * did not fit. */
 int fb_timers_metrics(const fb_timers_t *t, char *out, size_t outlen);
 
-/* ---- shared by the timers' API handlers ----------------------------------- */
-
-/* Runs a query whose one row and column is JSON (NULL is "not found") on the
- * worker's connection. On failure answers the request (503 when the
- * database is away or busy, 500 otherwise) and returns FB_EDB; *out is the
- * caller's. */
-int fb_timers_api_query(fb_worker_t *w, fb_http_req_t *req, const char *sql, int n,
-                        const char *const *params, json_t **out);
-/* Reads query parameter `key` as a whole number in [min, max] into *out
- * (def when absent). Answers 400 naming the field and returns false when it
- * is there but not such a number. */
-bool fb_timers_api_int(fb_http_req_t *req, const char *key, long long min, long long max,
-                       long long def, long long *out);
-/* Reads query parameter `key` as true/false/1/0 into *out (-1 when absent).
- * Answers 400 and returns false for anything else. */
-bool fb_timers_api_bool(fb_http_req_t *req, const char *key, int *out);
-
 #endif

@@ -1,7 +1,7 @@
 /* hotspot.c — hotspot alerts (未诉先办): the sweep that raises and grows them
  * and the list that shows them. */
 #include "hotspot.h"
-#include "deadlines.h"
+#include "api_util.h"
 #include "fb_common.h"
 #include "fb_db.h"
 #include "fb_log.h"
@@ -247,13 +247,13 @@ void fb_hotspot_api_list(fb_worker_t *w, fb_http_req_t *req, const char *role,
                          const char *department) {
     (void)role;
     long long hours;
-    if (!fb_timers_api_int(req, "hours", 1, 720, 24, &hours))
+    if (!fb_api_query_int(req, "hours", 1, 720, 24, &hours))
         return;
     char h[24];
     snprintf(h, sizeof h, "%lld", hours);
     const char *params[] = {h, department};
     json_t *out;
-    if (fb_timers_api_query(w, req, s_list_sql, 2, params, &out) != 0)
+    if (fb_api_query_json(w, req, s_list_sql, 2, params, &out) != 0)
         return;
     fb_http_respond_json(req, 200, out);
 }

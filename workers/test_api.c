@@ -1,6 +1,6 @@
 /* test_api.c — the pure helpers of the case API (Check suite): masking a
  * resident's name for the views that must not show it. */
-#include "api.h"
+#include "api_util.h"
 
 #include <check.h>
 #include <stdlib.h>
