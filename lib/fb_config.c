@@ -135,6 +135,9 @@ static const s_option_t s_options[] = {
         "seconds an idle or stalled connection is kept"),
     OPT("worker", "rate_per_s", T_INT, worker_rate_per_s, 0, 1000000, "0", false,
         "requests per second per client address, beyond: 429 (0 = no limit)"),
+    OPT("worker", "stats_connections", T_INT, worker_stats_connections, 1, 64, "2", false,
+        "connections of the worker's own for statistics queries, run off its loop so that a "
+        "slow one never stalls a department's request"),
     OPT("worker", "rate_burst", T_INT, worker_rate_burst, 0, 1000000, "0", false,
         "requests a client address may send at once before rate_per_s applies"),
     OPT("worker", "catchup_s", T_INT, worker_catchup_s, 1, 3600, "5", true,

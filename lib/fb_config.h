@@ -64,6 +64,7 @@ typedef struct fb_config {
     int worker_port;
     int worker_max_connections, worker_per_ip_connections, worker_connection_timeout;
     int worker_rate_per_s, worker_rate_burst;
+    int worker_stats_connections;
     int worker_catchup_s;
     char *worker_db_role; /* SET ROLE after connecting: row-level security (0007) */
     /* [worker] SLA timers, callbacks (回访) and hotspots (workers/deadlines.c…) */

@@ -76,6 +76,7 @@ typedef struct {
     char actor[160];
     char token_name[128]; /* api_tokens.name, for training examples */
     char sqlstate[6];     /* of the last failed statement */
+    bool deferred;        /* answered later (statistics: dbpool.h) */
 } s_ctx_t;
 
 typedef void (*s_handler_t)(s_ctx_t *c);
@@ -495,12 +496,14 @@ static void h_case_category(s_ctx_t *c) {
 
 /* A department token gets its own row only; the others see every row. */
 static void h_stats(s_ctx_t *c) {
-    fb_stats_rates(c->w, c->req, c->role_bit == ROLE_DEPARTMENT ? c->department : NULL);
+    fb_stats_rates(c->w, c->req, c->role, c->role_bit == ROLE_DEPARTMENT ? c->department : NULL);
+    c->deferred = !fb_http_answered(c->req);
     count(c, fb_http_status(c->req));
 }
 
 static void h_stats_daily(s_ctx_t *c) {
-    fb_stats_daily(c->w, c->req);
+    fb_stats_daily(c->w, c->req, c->role);
+    c->deferred = !fb_http_answered(c->req);
     count(c, fb_http_status(c->req));
 }
 
@@ -643,7 +646,7 @@ void fb_api_handle(void *ud, fb_http_req_t *req) {
     s_routes[i].handler(&c);
 done:
     fb_dblink_context_clear(c.w->db);
-    if (!fb_http_answered(req))
+    if (!fb_http_answered(req) && !c.deferred)
         reply_error(&c, 500, "internal", NULL, "no answer");
     char p[256];
     log_path(path, p, sizeof p);

@@ -10,6 +10,7 @@
  *   fenbo-worker --config FILE [--check-config] */
 #include "api.h"
 #include "dblink.h"
+#include "dbpool.h"
 #include "deadlines.h"
 #include "delivery.h"
 #include "fb_common.h"
@@ -189,7 +190,9 @@ int main(int argc, char **argv) {
         goto fail;
     }
     if (fb_dblink_new(&w->loop, w->cfg.db_conninfo, w->cfg.timezone, on_db_up, w, &w->db) != 0 ||
-        fb_dblink_set_role(w->db, w->cfg.worker_db_role) != 0)
+        fb_dblink_set_role(w->db, w->cfg.worker_db_role) != 0 ||
+        fb_dbpool_new(&w->loop, w->cfg.db_conninfo, w->cfg.worker_db_role,
+                      w->cfg.worker_stats_connections, &w->pool) != 0)
         goto fail;
     uv_timer_init(&w->loop, &w->catchup);
     w->catchup.data = w;
@@ -230,6 +233,8 @@ int main(int argc, char **argv) {
     status = 0;
 
 fail:
+    /* After the loop ran dry: no statistics query is in flight any more. */
+    fb_dbpool_destroy(&w->pool);
     if (zctx)
         zmq_ctx_term(zctx);
     if (loop_ready) {

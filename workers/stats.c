@@ -6,6 +6,7 @@
  * check their parameters and name a bad one in the error's COLUMN field,
  * which becomes the "field" of a 400 here. */
 #include "stats.h"
+#include "dbpool.h"
 #include "fb_common.h"
 #include "fb_db.h"
 #include "fb_log.h"
@@ -96,7 +97,7 @@ static void answer_db_down(fb_http_req_t *req) {
 /* Answers a failed statement: 400 for a parameter the function refused (it
  * names the field), 403 for a scope it refused, 503 for a timeout or a lost
  * connection, 500 otherwise. */
-static void answer_error(fb_worker_t *w, fb_http_req_t *req, PGconn *db, const PGresult *r) {
+static void answer_error(fb_http_req_t *req, const PGresult *r) {
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     const char *column = PQresultErrorField(r, PG_DIAG_COLUMN_NAME);
     const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
@@ -109,56 +110,65 @@ static void answer_error(fb_worker_t *w, fb_http_req_t *req, PGconn *db, const P
         return;
     }
     fb_log(FB_LOG_WARN, "event=db_error what=stats sqlstate=%s error=\"%s\"", state ? state : "-",
-           fb_db_error(db));
+           msg ? msg : "-");
     if (state && strcmp(state, "57014") == 0)
         fb_http_error(req, 503, "timeout", NULL,
                       "computing the statistics took longer than %d s: ask for a shorter period, "
                       "or use fenboctl stats",
                       STATS_TIMEOUT_MS / 1000);
-    else if (fb_dblink_check(w->db))
+    else if (state && strncmp(state, "08", 2) == 0)
         answer_db_down(req);
     else
         fb_http_error(req, 500, "internal", NULL, "database error");
 }
 
+/* A statistics query on its way through the pool. */
+typedef struct {
+    fb_worker_t *w;
+    fb_http_req_t *req;
+    char key[384];
+} s_pending_t;
+
+static void on_result(void *ud, PGresult *r) {
+    s_pending_t *q = ud;
+    if (!r)
+        answer_db_down(q->req);
+    else if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+        const char *doc = PQgetvalue(r, 0, 0);
+        fb_http_respond(q->req, 200, "application/json; charset=utf-8", doc, strlen(doc));
+        cache_put(q->key, doc);
+    } else {
+        answer_error(q->req, r);
+    }
+    fb_log(FB_LOG_INFO, "event=stats_answered status=%u", fb_http_status(q->req));
+    free(q);
+}
+
 /* Answers req with the JSON document that sql (one row, one column)
- * returns, from the cache when it is fresh. The query runs in a read-only
- * transaction of its own, so that its statement_timeout ends with it. */
-static void answer(fb_worker_t *w, fb_http_req_t *req, const char *key, const char *sql, int n,
-                   const char *const *params) {
+ * returns: from the cache when it is fresh, else later, from a connection
+ * of the worker's statistics pool (dbpool.h) in a read-only transaction
+ * with its own statement_timeout — so that a slow query never holds the
+ * loop, nor the connection the departments' requests use. */
+static void answer(fb_worker_t *w, fb_http_req_t *req, const char *role, const char *department,
+                   const char *key, const char *sql, int n, const char *const *params) {
     const char *cached = cache_get(key);
     if (cached) {
         fb_http_respond(req, 200, "application/json; charset=utf-8", cached, strlen(cached));
         return;
     }
-    PGconn *db = fb_dblink_conn(w->db);
-    if (!db) {
-        answer_db_down(req);
+    s_pending_t *q = calloc(1, sizeof *q);
+    if (!q || fb_dbpool_read(w->pool, role, department, STATS_TIMEOUT_MS, sql, n, params, on_result,
+                             q) != 0) {
+        free(q);
+        fb_http_error(req, 500, "internal", NULL, "out of memory");
         return;
     }
-    PGresult *r =
-        PQexec(db, "BEGIN READ ONLY; SET LOCAL statement_timeout = " S_STR(STATS_TIMEOUT_MS));
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        answer_error(w, req, db, r);
-        PQclear(r);
-        return;
-    }
-    PQclear(r);
-    r = PQexecParams(db, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
-        const char *doc = PQgetvalue(r, 0, 0);
-        fb_http_respond(req, 200, "application/json; charset=utf-8", doc, strlen(doc));
-        cache_put(key, doc);
-        PQclear(r);
-        PQclear(PQexec(db, "COMMIT"));
-        return;
-    }
-    PQclear(PQexec(db, "ROLLBACK"));
-    answer_error(w, req, db, r);
-    PQclear(r);
+    q->w = w;
+    q->req = req;
+    snprintf(q->key, sizeof q->key, "%s", key);
 }
 
-void fb_stats_rates(fb_worker_t *w, fb_http_req_t *req, const char *department) {
+void fb_stats_rates(fb_worker_t *w, fb_http_req_t *req, const char *role, const char *department) {
     const char *by = fb_http_query(req, "by");
     const char *from = fb_http_query(req, "from");
     const char *to = fb_http_query(req, "to");
@@ -174,10 +184,10 @@ void fb_stats_rates(fb_worker_t *w, fb_http_req_t *req, const char *department) 
     char key[384];
     snprintf(key, sizeof key, "rates|%s|%s|%s|%s", by ? by : "", from ? from : "", to ? to : "",
              department ? department : "");
-    answer(w, req, key, s_rates_sql, 5, params);
+    answer(w, req, role, department, key, s_rates_sql, 5, params);
 }
 
-void fb_stats_daily(fb_worker_t *w, fb_http_req_t *req) {
+void fb_stats_daily(fb_worker_t *w, fb_http_req_t *req, const char *role) {
     const char *from = fb_http_query(req, "from");
     const char *to = fb_http_query(req, "to");
     if (!param_ok(req, "from", from) || !param_ok(req, "to", to))
@@ -185,5 +195,5 @@ void fb_stats_daily(fb_worker_t *w, fb_http_req_t *req) {
     const char *params[] = {from, to, w->cfg.timezone};
     char key[384];
     snprintf(key, sizeof key, "daily|%s|%s", from ? from : "", to ? to : "");
-    answer(w, req, key, s_daily_sql, 3, params);
+    answer(w, req, role, NULL, key, s_daily_sql, 3, params);
 }

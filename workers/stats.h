@@ -19,12 +19,14 @@
  * including today. department: a department token's own department, which
  * sees only its own row (no city total) and is refused (403) by=district and
  * by=street, whose rows mix other departments' cases; NULL for the roles that
- * see everything. Answers req before returning. */
-void fb_stats_rates(fb_worker_t *w, fb_http_req_t *req, const char *department);
+ * see everything. role: the caller's, for the query's row-level-security
+ * context. Answers req from the cache at once, or later: the query runs on
+ * the worker's statistics pool (dbpool.h), off the loop. */
+void fb_stats_rates(fb_worker_t *w, fb_http_req_t *req, const char *role, const char *department);
 
 /* GET /api/v1/stats/daily?from=&to= → {"from", "to", "timezone", "days":
  * [{"day", "petitions", "dispatched", "closures"}]}, at most 366 days (the
- * dashboard's chart). Answers req before returning. */
-void fb_stats_daily(fb_worker_t *w, fb_http_req_t *req);
+ * dashboard's chart). Answered as fb_stats_rates. */
+void fb_stats_daily(fb_worker_t *w, fb_http_req_t *req, const char *role);
 
 #endif

@@ -41,6 +41,7 @@ typedef struct fb_worker {
     fb_ratings_t *ratings;
     fb_retention_t *retention;
     fb_retrain_t *retrain;
+    struct fb_dbpool *pool; /* dbpool.h: slow reads (statistics) off the loop */
     uv_timer_t catchup;
     uv_signal_t sigterm, sigint, sighup;
     bool stopping;
