@@ -33,6 +33,11 @@ def rss_kb(pid):
     return 0
 
 
+def under_asan(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def deliver(c, name, data):
     tmp = os.path.join(c.maildir, "tmp", name)
     with open(tmp, "wb") as f:
@@ -84,7 +89,12 @@ def run():
         time.sleep(1)
         grown = rss_kb(pid) - base
         log("intake RSS after the 30 MB mail: +%d kB" % grown)
-        ck.check(grown < 48 * 1024, "intake kept %d kB after a 30 MB mail" % grown)
+        if under_asan(pid):
+            # AddressSanitizer keeps freed memory in its quarantine on purpose:
+            # what glibc gives back is measured in the plain build only.
+            log("intake runs under AddressSanitizer: memory return not measured")
+        else:
+            ck.check(grown < 48 * 1024, "intake kept %d kB after a 30 MB mail" % grown)
 
         # Retention: files older than 30 days go, younger ones stay.
         old = time.time() - 40 * 86400
