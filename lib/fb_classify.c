@@ -16,6 +16,7 @@
 #include "fb_map.h"
 #include "fb_text.h"
 
+#include <arpa/inet.h>
 #include <linear.h>
 #include <math.h>
 #include <stdarg.h>
@@ -563,7 +564,7 @@ int fb_classifier_load_latest(PGconn *db, fb_classifier_t **out, int *version) {
     if (PQntuples(res) == 1) {
         uint32_t v;
         memcpy(&v, PQgetvalue(res, 0, 0), sizeof v);
-        v = (v >> 24) | ((v >> 8) & 0xff00) | ((v << 8) & 0xff0000) | (v << 24); /* network order */
+        v = ntohl(v); /* a binary int4 comes in network order */
         rc = fb_classifier_load((const unsigned char *)PQgetvalue(res, 0, 1),
                                 (size_t)PQgetlength(res, 0, 1), out);
         if (rc == 0)

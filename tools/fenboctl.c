@@ -55,10 +55,11 @@ static const s_command_t s_commands[] = {
      "[--channel CH] [--urgency U] [--kind K] [--at RFC3339] [--json]",
      "show how the dispatcher would route a petition: every rule tried and why, the "
      "department, the deadlines"},
-    {"classify", "train", ctl_cmd_classify_train, "[--ngram-max N] [--c COST]",
+    {"classify", "train", ctl_cmd_classify_train, "[--ngram-max N] [--c COST] [--prune W]",
      "train a classifier on training_examples and store it as the newest model (dispatchers "
      "load it at once)"},
-    {"classify", "eval", ctl_cmd_classify_eval, "FILE [--folds K] [--threshold T] [--json]",
+    {"classify", "eval", ctl_cmd_classify_eval,
+     "FILE [--folds K] [--threshold T] [--json] [--ngram-max N] [--c COST] [--prune W]",
      "top-1/top-3 accuracy, plausible departments and the most confused pairs on labelled JSON "
      "lines {text, category, also}: the newest model, or K-fold with FILE's other folds"},
     {"classify", "text", ctl_cmd_classify_text, "TEXT",
