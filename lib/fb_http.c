@@ -92,58 +92,83 @@ static enum MHD_Result queue(fb_http_req_t *r) {
 
 /* ---- the request head: refused before the body --------------------------- */
 
-typedef struct {
-    int content_length; /* how many Content-Length headers */
-    bool transfer_encoding;
-    const char *bad_header; /* a header holding NUL, CR or invalid UTF-8 */
-    const char *bad_query;  /* a query argument that is not UTF-8 */
-} s_head_t;
+/* A copy of the name (key_size bytes, not NUL-terminated) to name in an
+ * answer: into buf when it is clean UTF-8 without NUL or CR, else generic. */
+static const char *name_of(const char *key, size_t key_size, char *buf, size_t buflen,
+                           const char *generic) {
+    if (!key || !fb_utf8_valid(key, key_size) || memchr(key, '\r', key_size) ||
+        strnlen(key, key_size) != key_size)
+        return generic;
+    size_t n = fb_utf8_valid_prefix(key, key_size < buflen - 1 ? key_size : buflen - 1);
+    memcpy(buf, key, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+void fb_http_head_note(fb_http_head_t *hd, bool query, const char *key, size_t key_size,
+                       const char *value, size_t value_size) {
+    if (query) {
+        if ((key && !fb_utf8_valid(key, key_size)) || (value && !fb_utf8_valid(value, value_size)))
+            hd->bad_query = name_of(key, key_size, hd->bad_query_buf, sizeof hd->bad_query_buf,
+                                    "(a query argument)");
+        return;
+    }
+    if (!key)
+        return;
+    if (key_size == 14 && strncasecmp(key, "Content-Length", 14) == 0)
+        hd->content_length++;
+    if (key_size == 17 && strncasecmp(key, "Transfer-Encoding", 17) == 0)
+        hd->transfer_encoding = true;
+    if (key_size == 4 && strncasecmp(key, "Host", 4) == 0)
+        hd->has_host = true;
+    /* A NUL inside (value_size past the C string), a CR, or bytes that are
+     * not UTF-8: nothing a proxy in front would read the same way. */
+    if (value && (strnlen(value, value_size) != value_size || memchr(value, '\r', value_size) ||
+                  !fb_utf8_valid(value, value_size)))
+        hd->bad_header = name_of(key, key_size, hd->bad_header_buf, sizeof hd->bad_header_buf,
+                                 "(a header name)");
+    if (memchr(key, '\r', key_size) || strnlen(key, key_size) != key_size ||
+        !fb_utf8_valid(key, key_size))
+        hd->bad_header = "(a header name)";
+}
+
+unsigned fb_http_head_verdict(const fb_http_head_t *hd, const char *version, const char *path,
+                              const char **code, const char **field, const char **why) {
+    *code = "bad_request";
+    if (hd->content_length > 1) {
+        *field = "Content-Length", *why = "more than one Content-Length";
+    } else if (hd->content_length && hd->transfer_encoding) {
+        *field = "Transfer-Encoding", *why = "Content-Length and Transfer-Encoding together";
+    } else if (hd->bad_header) {
+        *field = hd->bad_header, *why = "a header holds a NUL, a CR or invalid UTF-8";
+    } else if (version && strcmp(version, "HTTP/1.1") == 0 && !hd->has_host) {
+        *field = "Host", *why = "HTTP/1.1 requires a Host header";
+    } else if (path && !fb_utf8_valid(path, strlen(path))) {
+        *code = "invalid_utf8", *field = "path", *why = "the path is not valid UTF-8";
+    } else if (hd->bad_query) {
+        *code = "invalid_utf8", *field = hd->bad_query, *why = "a query argument is not UTF-8";
+    } else {
+        *code = *field = *why = NULL;
+        return 0;
+    }
+    return 400;
+}
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    size_t key_size, const char *value, size_t value_size) {
-    s_head_t *hd = cls;
-    if (kind == MHD_GET_ARGUMENT_KIND) {
-        if ((key && !fb_utf8_valid(key, key_size)) || (value && !fb_utf8_valid(value, value_size)))
-            hd->bad_query = key ? key : "";
-        return MHD_YES;
-    }
-    if (strcasecmp(key, "Content-Length") == 0)
-        hd->content_length++;
-    if (strcasecmp(key, "Transfer-Encoding") == 0)
-        hd->transfer_encoding = true;
-    /* A NUL inside (value_size past the C string), a CR, or bytes that are
-     * not UTF-8: nothing a proxy in front would read the same way. */
-    if (value && (strlen(value) != value_size || memchr(value, '\r', value_size) ||
-                  !fb_utf8_valid(value, value_size)))
-        hd->bad_header = key;
-    if (memchr(key, '\r', key_size) || strlen(key) != key_size)
-        hd->bad_header = "(a header name)";
+    fb_http_head_note(cls, kind == MHD_GET_ARGUMENT_KIND, key, key_size, value, value_size);
     return MHD_YES;
 }
 
-/* Refuses (400) what request smuggling and confused proxies are made of:
- * Content-Length with Transfer-Encoding, more than one Content-Length, NUL
- * or CR in a header, HTTP/1.1 without Host — and a path or query argument
- * that is not UTF-8, naming it. */
+/* Refuses (400) what request smuggling and confused proxies are made of
+ * (fb_http_head_verdict), naming the field. */
 static bool head_ok(fb_http_req_t *r, const char *version) {
-    s_head_t hd = {0};
+    fb_http_head_t hd = {0};
     MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, scan_header, &hd);
-    if (hd.content_length > 1)
-        fb_http_error(r, 400, "bad_request", "Content-Length", "more than one Content-Length");
-    else if (hd.content_length && hd.transfer_encoding)
-        fb_http_error(r, 400, "bad_request", "Transfer-Encoding",
-                      "Content-Length and Transfer-Encoding together");
-    else if (hd.bad_header)
-        fb_http_error(r, 400, "bad_request", hd.bad_header,
-                      "header %s holds a NUL, a CR or invalid UTF-8", hd.bad_header);
-    else if (version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
-             !MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))
-        fb_http_error(r, 400, "bad_request", "Host", "HTTP/1.1 requires a Host header");
-    else if (!fb_utf8_valid(r->path, strlen(r->path)))
-        fb_http_error(r, 400, "invalid_utf8", "path", "the path is not valid UTF-8");
-    else if (hd.bad_query)
-        fb_http_error(r, 400, "invalid_utf8", hd.bad_query, "query argument %s is not valid UTF-8",
-                      hd.bad_query);
+    const char *code, *field, *why;
+    unsigned st = fb_http_head_verdict(&hd, version, r->path, &code, &field, &why);
+    if (st)
+        fb_http_error(r, st, code, field, "%s: %s", field, why);
     return !r->answered;
 }
 

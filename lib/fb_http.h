@@ -64,6 +64,25 @@ typedef int (*fb_http_field_cb)(void *ud, const char *name, const char *filename
                                 const char *content_type, const char *data, size_t off, size_t len);
 int fb_http_form(fb_http_req_t *r, fb_http_field_cb field, void *ud);
 
+/* The request head's checks, before any body is read (fb_http_start runs
+ * them on every request; the fuzz target on arbitrary heads). Note each
+ * header and query argument, then ask for the verdict: 0 when the head may
+ * pass, else 400 with a code ("bad_request", "invalid_utf8"), the field to
+ * name and why (all borrowed: static, or the noted key). Refused:
+ * Content-Length with Transfer-Encoding, more than one Content-Length, a NUL,
+ * CR or invalid UTF-8 in a header, HTTP/1.1 without Host, a path or query
+ * argument that is not UTF-8. */
+typedef struct fb_http_head {
+    int content_length;
+    bool transfer_encoding, has_host;
+    const char *bad_header, *bad_query; /* point into the buffers below, or static */
+    char bad_header_buf[64], bad_query_buf[64];
+} fb_http_head_t;
+void fb_http_head_note(fb_http_head_t *hd, bool query, const char *key, size_t key_size,
+                       const char *value, size_t value_size);
+unsigned fb_http_head_verdict(const fb_http_head_t *hd, const char *version, const char *path,
+                              const char **code, const char **field, const char **why);
+
 /* Answers the request (the body is copied). Each request is answered once. */
 int fb_http_respond(fb_http_req_t *r, unsigned status, const char *content_type, const char *body,
                     size_t len);
