@@ -46,6 +46,16 @@ def run():
         ck.check(ev["plausible_department"] >= FLOOR_PLAUSIBLE,
                  "plausible department %.3f ≥ %.2f" % (ev["plausible_department"],
                                                       FLOOR_PLAUSIBLE))
+        # The independent set (another author, leaf names only): its own floors,
+        # a few points under what it measures (README "The classifier").
+        ind = os.path.join(SOURCE_DIR, "tests", "fixtures", "dispatch", "independent", "test.jsonl")
+        iv = json.loads(c.fenboctl("classify", "eval", ind, "--json", timeout=300))
+        log("independent held-out: n=%d top1=%.3f top3=%.3f plausible=%.3f"
+            % (iv["n"], iv["top1"], iv["top3"], iv["plausible_department"]))
+        ck.check(iv["n"] >= 400 and iv["top1"] >= 0.82 and iv["top3"] >= 0.94
+                 and iv["plausible_department"] >= 0.86,
+                 "independent held-out floors (top-1 82 %%, top-3 94 %%, plausible 86 %%): %r"
+                 % {k: iv[k] for k in ("n", "top1", "top3", "plausible_department")})
         ck.check(len(ev["thresholds"]) > 3 and all("auto_routed" in t for t in ev["thresholds"]),
                  "eval reports a threshold table: %r" % ev["thresholds"][:2])
 
