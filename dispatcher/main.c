@@ -334,6 +334,11 @@ int main(int argc, char **argv) {
                                 &d.cfg, &d.config_path);
     if (status >= 0)
         return status;
+    if (fb_db_set_login(d.cfg.dispatch_db_user) != 0) {
+        fb_log(FB_LOG_ERROR,
+               "event=bad_config key=dispatcher.db_user error=\"longer than 63 bytes\"");
+        return 1;
+    }
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);

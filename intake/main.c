@@ -4,6 +4,7 @@
  * HTTP requests to the channel adapters and handles signals. */
 #include "intake.h"
 #include "fb_common.h"
+#include "fb_db.h"
 #include "fb_daemon.h"
 #include "fb_log.h"
 #include "fb_text.h"
@@ -176,6 +177,10 @@ int main(int argc, char **argv) {
                                 &in.cfg, &in.config_path);
     if (status >= 0)
         return status;
+    if (fb_db_set_login(in.cfg.intake_db_user) != 0) {
+        fb_log(FB_LOG_ERROR, "event=bad_config key=intake.db_user error=\"longer than 63 bytes\"");
+        return 1;
+    }
     if (fb_text_init() != 0) {
         fb_log(FB_LOG_ERROR, "event=opencc_unavailable config=t2s.json");
         return 1;

@@ -56,6 +56,9 @@ static const s_option_t s_options[] = {
         "this intake's or worker's CURVE secret key (Z85)"),
     OPT("bus", "allowed_clients", T_STR, bus_allowed_clients, 0, 0, "", false,
         "public keys (Z85, comma-separated) the dispatcher's ZAP handler admits"),
+    OPT("intake", "db_user", T_STR, intake_db_user, 0, 0, "fenbo_intake", false,
+        "the role intake logs in as (overrides the user of [db] conninfo; empty: conninfo's), "
+        "with only the privileges schema/0017_login_roles.sql grants it"),
     OPT("intake", "address", T_STR, intake_address, 0, 0, "127.0.0.1", false,
         "HTTP listen address"),
     OPT("intake", "port", T_INT, intake_port, 1, 65535, "12345", false, "HTTP listen port"),
@@ -107,6 +110,9 @@ static const s_option_t s_options[] = {
     OPT("open311", "public_url", T_STR, open311_public_url, 0, 0, "", false,
         "the server's address as clients reach it, e.g. https://12345.example.gov.cn (behind a "
         "TLS proxy); empty: from the request's Host and X-Forwarded-Proto"),
+    OPT("dispatcher", "db_user", T_STR, dispatch_db_user, 0, 0, "fenbo_dispatcher", false,
+        "the role the dispatcher logs in as (overrides the user of [db] conninfo; empty: "
+        "conninfo's)"),
     OPT("dispatcher", "batch_max", T_INT, dispatch_batch_max, 1, 100000, "1000", true,
         "petitions per transaction at most"),
     OPT("dispatcher", "batch_wait_ms", T_INT, dispatch_batch_wait_ms, 0, 10000, "0", true,
@@ -142,6 +148,9 @@ static const s_option_t s_options[] = {
         "requests a client address may send at once before rate_per_s applies"),
     OPT("worker", "catchup_s", T_INT, worker_catchup_s, 1, 3600, "5", true,
         "how often a worker looks in PostgreSQL for what the bus did not bring"),
+    OPT("worker", "db_user", T_STR, worker_db_user, 0, 0, "fenbo_worker", false,
+        "the role a worker logs in as (overrides the user of [db] conninfo; empty: conninfo's); "
+        "a member of db_role, so row-level security applies from the first statement"),
     OPT("worker", "db_role", T_STR, worker_db_role, 0, 0, "fenbo_app", false,
         "the role a worker's queries run as (SET ROLE after connecting), under row-level "
         "security; empty: the login role itself"),

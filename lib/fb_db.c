@@ -18,6 +18,18 @@ const char *fb_db_error(PGconn *db) {
     return buf;
 }
 
+/* The login every connection of this process uses, when set. */
+static char s_login[64];
+
+int fb_db_set_login(const char *user) {
+    if (!user)
+        user = "";
+    if (strlen(user) >= sizeof s_login)
+        return FB_EINVAL;
+    memcpy(s_login, user, strlen(user) + 1);
+    return 0;
+}
+
 int fb_db_connect(const char *conninfo, PGconn **out) {
     return fb_db_connect_timeout(conninfo, 0, out);
 }
@@ -30,9 +42,19 @@ int fb_db_connect_timeout(const char *conninfo, int timeout_s, PGconn **out) {
     /* application_name: the program's, so that pg_stat_activity and the
      * server log say which daemon a connection is (unless conninfo names
      * one). */
-    const char *const keys[] = {"dbname", "fallback_application_name",
-                                timeout_s > 0 ? "connect_timeout" : NULL, NULL};
-    const char *const vals[] = {conninfo, fb_log_prog(), timeout, NULL};
+    /* The login (fb_db_set_login) comes after dbname, so it overrides a user
+     * written in conninfo. */
+    const char *keys[5] = {"dbname", "fallback_application_name"};
+    const char *vals[5] = {conninfo, fb_log_prog()};
+    size_t n = 2;
+    if (timeout_s > 0) {
+        keys[n] = "connect_timeout";
+        vals[n++] = timeout;
+    }
+    if (*s_login) {
+        keys[n] = "user";
+        vals[n++] = s_login;
+    }
     PGconn *db = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(db) != CONNECTION_OK) {
         fb_log(FB_LOG_WARN, "event=db_connect_failed error=\"%s\"", fb_db_error(db));

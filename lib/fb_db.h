@@ -6,6 +6,11 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+/* The role every later connection of this process logs in as (a daemon's
+ * own: [intake|dispatcher|worker] db_user), overriding conninfo's user; NULL
+ * or "" keeps conninfo's. Call before connecting. Returns FB_EINVAL for a
+ * name longer than 63 bytes. */
+int fb_db_set_login(const char *user);
 /* Connects; on failure logs the cause and returns FB_EDB. *out is the
  * caller's: PQfinish(). */
 int fb_db_connect(const char *conninfo, PGconn **out);

@@ -81,15 +81,10 @@ static int take_role(fb_dblink_t *l) {
 }
 
 static int connect_once(fb_dblink_t *l) {
-    /* dbname is expanded from the configured conninfo; the keywords before
-     * it are defaults that the conninfo may override. */
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {"5", "fenbo-worker", l->conninfo, NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fb_log(FB_LOG_WARN, "event=db_connect_failed retry_ms=%u error=\"%s\"", l->backoff_ms,
-               fb_db_error(c));
-        PQfinish(c);
+    /* As the worker's login (fb_db_set_login), named fenbo-worker. */
+    PGconn *c;
+    if (fb_db_connect_timeout(l->conninfo, 5, &c) != 0) {
+        fb_log(FB_LOG_WARN, "event=db_connect_retry retry_ms=%u", l->backoff_ms);
         return FB_EDB;
     }
     l->conn = c;

@@ -16,6 +16,7 @@
 #include "fb_common.h"
 #include "fb_config.h"
 #include "fb_daemon.h"
+#include "fb_db.h"
 #include "fb_log.h"
 #include "feed.h"
 #include "ratings.h"
@@ -180,6 +181,10 @@ int main(int argc, char **argv) {
         goto fail;
     }
     started = true;
+    if (fb_db_set_login(w->cfg.worker_db_user) != 0) {
+        fb_log(FB_LOG_ERROR, "event=bad_config key=worker.db_user error=\"longer than 63 bytes\"");
+        goto fail;
+    }
 
     if (uv_loop_init(&w->loop) != 0)
         goto fail;
