@@ -56,16 +56,18 @@ static const char *const s_insert_cases =
     "    rule_name text, category text, region_code text, urgency text, kind text, lat float8,"
     "    lng float8, accept_due timestamptz, reply_due timestamptz, assists json,"
     "    category_source text, model_version integer, category_confidence real,"
-    "    suggestions jsonb, emergency boolean)),"
+    "    suggestions jsonb, emergency boolean, grid_region text, grid_actor text,"
+    "    on_site boolean)),"
     " y AS MATERIALIZED (SELECT x.*, coalesce(x.new_id, x.join_case, l.new_id) AS case_id"
     "  FROM x LEFT JOIN x l ON l.i = x.join_i),"
     " c AS (INSERT INTO cases (id, status, department_code, rule_id, category, region_code,"
     "    urgency, kind, location, accept_due, reply_due, category_source, model_version,"
-    "    category_confidence, suggestions)"
+    "    category_confidence, suggestions, found_by, grid_region_code, solved_on_site)"
     "  SELECT new_id, status, department_code, rule_id, category, region_code, urgency, kind,"
     "    CASE WHEN lat IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lng, lat), 4326) END,"
     "    accept_due, reply_due, category_source, model_version, category_confidence,"
-    "    suggestions FROM y WHERE new_id IS NOT NULL RETURNING id),"
+    "    suggestions, CASE WHEN grid_region IS NOT NULL THEN 'grid' END, grid_region,"
+    "    coalesce(on_site, false) FROM y WHERE new_id IS NOT NULL RETURNING id),"
     " p AS (UPDATE petitions SET case_id = y.case_id FROM y"
     "  WHERE y.new_id IS NULL AND petitions.id = y.petition_id RETURNING petitions.id),"
     " a AS (INSERT INTO assignments (case_id, department_code, role, rule_id, accept_due,"
@@ -77,19 +79,25 @@ static const char *const s_insert_cases =
     "  FROM y CROSS JOIN LATERAL json_array_elements_text(y.assists) AS d(code)"
     "  WHERE y.new_id IS NOT NULL AND y.department_code IS NOT NULL RETURNING id),"
     " e AS (INSERT INTO case_events (case_id, actor, type, data)"
-    "  SELECT case_id, 'fenbo-dispatcher', type, data FROM ("
-    "  SELECT case_id, i, 0 AS k, CASE WHEN new_id IS NULL THEN 'merged' ELSE status END AS type,"
+    "  SELECT case_id, actor, type, data FROM ("
+    /* A grid worker's fix on the spot: found and closed by that worker,
+     * never dispatched (its status is 'closed'). */
+    "  SELECT case_id, i, 0 AS k, CASE WHEN on_site THEN grid_actor ELSE 'fenbo-dispatcher' END"
+    "    AS actor, CASE WHEN new_id IS NULL THEN 'merged' WHEN on_site THEN 'solved_on_site'"
+    "    ELSE status END AS type,"
     "    CASE WHEN new_id IS NULL"
     "    THEN jsonb_build_object('petition_id', petition_id, 'tracking_no', tracking_no)"
     "    ELSE jsonb_build_object('department', department_code, 'rule_id', rule_id,"
     "      'rule', rule_name, 'assists', assists, 'accept_due', accept_due,"
     "      'reply_due', reply_due, 'tracking_no', tracking_no, 'category', category,"
     "      'category_source', category_source, 'model_version', model_version,"
-    "      'category_confidence', category_confidence) END AS data"
+    "      'category_confidence', category_confidence, 'grid_region', grid_region) END AS data"
     "  FROM y"
+    "  UNION ALL SELECT case_id, i, 1, grid_actor, 'closed',"
+    "    jsonb_build_object('solved_on_site', true) FROM y WHERE new_id IS NOT NULL AND on_site"
     /* A manual-queue case the model thinks may be an emergency: the
      * supervisors' alert (the case list's emergency_suggested filter). */
-    "  UNION ALL SELECT case_id, i, 1, 'emergency_suggested',"
+    "  UNION ALL SELECT case_id, i, 1, 'fenbo-dispatcher', 'emergency_suggested',"
     "    jsonb_build_object('urgency', urgency, 'suggestions', suggestions) FROM y"
     "  WHERE new_id IS NOT NULL AND emergency) ev ORDER BY case_id, i, k RETURNING id),"
     " u AS (UPDATE cases SET updated_at = now()"
@@ -165,9 +173,14 @@ static json_t *cases_json(const router_t *rt, batch_item_t *items, size_t n) {
             json_array_append_new(arr, o);
             continue;
         }
-        router_route(rt, it->p, it->region_code, &it->route);
+        /* Fixed on the spot by a grid worker: closed, no department's work. */
+        bool on_site = it->p->resolved_on_site;
+        if (!on_site)
+            router_route(rt, it->p, it->region_code, &it->route);
+        else
+            it->route = (route_result_t){.urgency = it->p->urgency};
         const fb_rule_t *r = it->route.rule;
-        if (!it->route.department) {
+        if (!it->route.department && !on_site) {
             it->suggestions =
                 router_suggestions(rt, it->p, it->region_code, &it->cls, &it->emergency);
             /* Safety first: a possible emergency waits in the queue as urgent. */
@@ -178,7 +191,7 @@ static json_t *cases_json(const router_t *rt, batch_item_t *items, size_t n) {
             "{s:I,s:I,s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "i",
             (json_int_t)i, "petition_id", (json_int_t)it->petition_id, "new_id",
             (json_int_t)it->case_id, "tracking_no", it->p->tracking_no, "status",
-            it->route.department ? "dispatched" : "manual", "department_code",
+            on_site ? "closed" : it->route.department ? "dispatched" : "manual", "department_code",
             str_or_null(it->route.department), "rule_id", r ? json_integer(r->id) : json_null(),
             "rule_name", str_or_null(r ? r->name : NULL), "category", str_or_null(it->p->category),
             "region_code", str_or_null(it->region_code), "urgency", it->route.urgency, "kind",
@@ -195,6 +208,13 @@ static json_t *cases_json(const router_t *rt, batch_item_t *items, size_t n) {
                             it->cls.model_version ? json_real(it->cls.confidence) : json_null());
         json_object_set(o, "suggestions", it->suggestions ? it->suggestions : json_null());
         json_object_set_new(o, "emergency", json_boolean(it->emergency));
+        if (it->p->grid_region) {
+            char actor[160];
+            snprintf(actor, sizeof actor, "grid:%s", it->p->grid_worker);
+            json_object_set_new(o, "grid_region", json_string(it->p->grid_region));
+            json_object_set_new(o, "grid_actor", json_string(actor));
+            json_object_set_new(o, "on_site", json_boolean(on_site));
+        }
         json_array_append_new(arr, o);
     }
     return arr;

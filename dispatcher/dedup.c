@@ -78,7 +78,9 @@ int dedup_find(PGconn *db, const dedup_opts_t *dd, batch_item_t *items, size_t n
     char t[40];
     for (size_t i = 0; i < n; i++) {
         const fb_petition_t *p = items[i].p;
-        if (!items[i].is_new || !p->has_location || !p->category)
+        /* A fix on the spot is its own closed case: it joins nothing, and
+         * nothing joins it (only open cases are searched). */
+        if (!items[i].is_new || !p->has_location || !p->category || p->resolved_on_site)
             continue;
         json_array_append_new(arr, json_pack("{s:I,s:f,s:f,s:s,s:s,s:s}", "i", (json_int_t)i, "lat",
                                              p->lat, "lng", p->lng, "category", p->category,

@@ -135,8 +135,13 @@ static void send_acks(dispatcher_t *d) {
 static void publish(dispatcher_t *d) {
     for (size_t i = 0; i < d->n; i++) {
         const batch_item_t *it = &d->items[i];
-        if (!it->is_new)
+        /* A case closed on the spot by a grid worker goes to nobody. */
+        if (!it->is_new || it->p->resolved_on_site) {
+            if (it->is_new)
+                fb_log(FB_LOG_INFO, "event=solved_on_site tracking_no=%s case_id=%" PRId64
+                       " region=%s", it->p->tracking_no, it->case_id, it->p->grid_region);
             continue;
+        }
         json_t *j = batch_assignment_json(d->items, it);
         char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);

@@ -6,6 +6,7 @@
 #include "directory.h"
 #include "fb_common.h"
 #include "fb_db.h"
+#include "fb_geo.h"
 #include "fb_log.h"
 #include "fb_map.h"
 #include "fb_token.h"
@@ -23,11 +24,15 @@
 static const char *const s_sql =
     "SELECT json_build_object("
     " 'tokens', (SELECT coalesce(json_agg(json_build_object('hash', encode(token_hash, 'hex'),"
-    "                                 'role', role, 'expires', floor(extract(epoch FROM "
-    "expires_at)))),"
+    "                                 'role', role, 'region', region_code, 'name', name,"
+    "                                 'expires', floor(extract(epoch FROM expires_at)))),"
     "                         '[]')"
     "            FROM api_tokens WHERE revoked_at IS NULL"
     "             AND (expires_at IS NULL OR expires_at > now())),"
+    /* The grid workers' areas: each region a grid token is bound to. */
+    " 'areas', (SELECT coalesce(json_object_agg(r.code, ST_AsGeoJSON(r.geom)::json), '{}')"
+    "           FROM regions r WHERE r.code IN (SELECT region_code FROM api_tokens"
+    "            WHERE role = 'grid' AND revoked_at IS NULL)),"
     " 'categories', (SELECT coalesce(json_agg(json_build_object('code', code, 'name', name,"
     "                                   'parent_code', parent_code) ORDER BY code), '[]')"
     "                FROM categories),"
@@ -39,12 +44,15 @@ static const char *const s_sql =
 typedef struct {
     int64_t expires; /* seconds since the epoch; 0: never */
     char role[24];
+    char region[40]; /* a grid worker's region code, else "" */
+    char name[128];
 } s_token_t;
 
 typedef struct {
     fb_map_t *tokens;     /* sha256 hex → s_token_t */
     fb_map_t *categories; /* code → non-NULL */
     json_t *category_list;
+    json_t *areas; /* region code → GeoJSON geometry, for grid tokens */
     bool has_bounds;
     double bounds[4]; /* min lat, min lng, max lat, max lng */
 } s_snapshot_t;
@@ -70,10 +78,12 @@ static void snapshot_free(s_snapshot_t *s) {
     fb_map_destroy(&s->categories, NULL);
     json_decref(s->category_list);
     s->category_list = NULL;
+    json_decref(s->areas);
+    s->areas = NULL;
 }
 
 static int snapshot_from_json(const json_t *j, s_snapshot_t *out) {
-    s_snapshot_t s = {fb_map_new(), fb_map_new(), NULL, false, {0}};
+    s_snapshot_t s = {fb_map_new(), fb_map_new(), NULL, NULL, false, {0}};
     const json_t *tokens = json_object_get(j, "tokens"), *cats = json_object_get(j, "categories");
     if (!s.tokens || !s.categories || !json_is_array(tokens) || !json_is_array(cats)) {
         snapshot_free(&s);
@@ -84,9 +94,16 @@ static int snapshot_from_json(const json_t *j, s_snapshot_t *out) {
     json_array_foreach(tokens, i, v) {
         const char *h = json_string_value(json_object_get(v, "hash"));
         const char *role = json_string_value(json_object_get(v, "role"));
-        s_token_t *t = role && strlen(role) < sizeof t->role ? calloc(1, sizeof *t) : NULL;
+        const char *region = json_string_value(json_object_get(v, "region"));
+        const char *name = json_string_value(json_object_get(v, "name"));
+        s_token_t *t = role && strlen(role) < sizeof t->role &&
+                               (!region || strlen(region) < sizeof t->region)
+                           ? calloc(1, sizeof *t)
+                           : NULL;
         if (t) {
             snprintf(t->role, sizeof t->role, "%s", role);
+            snprintf(t->region, sizeof t->region, "%s", region ? region : "");
+            snprintf(t->name, sizeof t->name, "%s", name ? name : "");
             t->expires = (int64_t)json_number_value(json_object_get(v, "expires"));
         }
         if (h && t && fb_map_put(s.tokens, h, t, NULL) == 0)
@@ -99,6 +116,8 @@ static int snapshot_from_json(const json_t *j, s_snapshot_t *out) {
             fb_map_put(s.categories, code, (void *)1, NULL);
     }
     s.category_list = json_incref((json_t *)cats);
+    const json_t *areas = json_object_get(j, "areas");
+    s.areas = json_is_object(areas) ? json_incref((json_t *)areas) : json_object();
     const json_t *b = json_object_get(j, "bounds");
     if (json_array_size(b) == 4) {
         s.has_bounds = true;
@@ -293,14 +312,27 @@ void intake_directory_close(intake_directory_t **dp) {
     *dp = NULL;
 }
 
-const char *intake_directory_role(const intake_directory_t *d, const char *token) {
+bool intake_directory_token(const intake_directory_t *d, const char *token,
+                            intake_token_info_t *out) {
     char hex[FB_TOKEN_HASH_HEX];
+    *out = (intake_token_info_t){0};
     if (!token || fb_token_hash_hex(token, hex) != 0)
-        return NULL;
+        return false;
     const s_token_t *t = fb_map_get(d->snap.tokens, hex);
     if (!t || (t->expires && t->expires <= (int64_t)time(NULL)))
-        return NULL;
-    return t->role;
+        return false;
+    *out = (intake_token_info_t){t->role, t->region[0] ? t->region : NULL, t->name};
+    return true;
+}
+
+const char *intake_directory_role(const intake_directory_t *d, const char *token) {
+    intake_token_info_t t;
+    return intake_directory_token(d, token, &t) ? t.role : NULL;
+}
+
+bool intake_directory_in_area(const intake_directory_t *d, const char *region, double lat,
+                              double lng) {
+    return region && fb_geo_in_geojson(json_object_get(d->snap.areas, region), lat, lng);
 }
 
 bool intake_directory_category_known(void *ud, const char *code) {

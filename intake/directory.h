@@ -19,8 +19,22 @@ int intake_directory_open(uv_loop_t *loop, const char *conninfo, const char *cac
 void intake_directory_close(intake_directory_t **d);
 void intake_directory_set_refresh(intake_directory_t *d, int refresh_s);
 
+/* What a bearer token is (strings borrowed until the next refresh). */
+typedef struct {
+    const char *role;   /* "hotline", "admin", "grid"… */
+    const char *region; /* a grid worker's region code, else NULL */
+    const char *name;   /* the token's name (fenboctl token create --name) */
+} intake_token_info_t;
+
+/* Fills *out for a known, unexpired token; false when unknown. */
+bool intake_directory_token(const intake_directory_t *d, const char *token,
+                            intake_token_info_t *out);
 /* The role of a bearer token ("hotline", "admin", …) or NULL when unknown. */
 const char *intake_directory_role(const intake_directory_t *d, const char *token);
+/* True when (lat, lng), WGS-84, lies inside region (a grid token's region,
+ * whose polygon the directory holds); false for any other region. */
+bool intake_directory_in_area(const intake_directory_t *d, const char *region, double lat,
+                              double lng);
 /* intake_category_known_cb: true for known codes, and for any code while no
  * category list was ever loaded. */
 bool intake_directory_category_known(void *d, const char *code);

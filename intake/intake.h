@@ -150,6 +150,7 @@ void intake_retention_sweep(intake_t *in);
 /* Channel adapters' HTTP entry points (one file each). */
 void intake_hotline_http(intake_t *in, fb_http_req_t *req);   /* hotline.c */
 void intake_miniapp_http(intake_t *in, fb_http_req_t *req);   /* miniapp.c */
+void intake_grid_http(intake_t *in, fb_http_req_t *req);      /* miniapp.c: grid workers */
 void intake_open311_http(intake_t *in, fb_http_req_t *req);   /* open311.c */
 void intake_petitions_http(intake_t *in, fb_http_req_t *req); /* petitions.c */
 

@@ -26,7 +26,7 @@
 #include "fb_map.h"
 #include "intake.h"
 #include "mailbox_parse.h"
-#include "photo.h"
+#include "fb_photo.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -109,7 +109,7 @@ static int ensure_dir(const char *dir) {
 static int store_raw(const char *mail_dir, const char *sha, const char *data, size_t len) {
     char name[80];
     snprintf(name, sizeof name, "%s.eml", sha);
-    return intake_store_durably(mail_dir, name, data, len);
+    return fb_store_durably(mail_dir, name, data, len);
 }
 
 /* dir + "/" + name into out; FB_EINVAL when it does not fit. */
@@ -247,7 +247,7 @@ static void job_work(uv_work_t *w) {
     for (size_t i = 0; i < job->mail->nphotos; i++) {
         intake_mail_photo_t *ph = &job->mail->photos[i];
         char sha[65];
-        if (intake_photo_store(mb->in->cfg.data_dir, ph->data, ph->len, sha, NULL) != 0) {
+        if (fb_photo_store(mb->in->cfg.data_dir, ph->data, ph->len, sha, NULL) != 0) {
             snprintf(why, sizeof why, "photo store failed: %s", errno_text(eb, sizeof eb));
             job_set(job, OUT_RETRY, why);
             goto done;
@@ -479,7 +479,7 @@ int intake_mailbox_start(intake_t *in) {
     mb->in = in;
     mb->period_ms = (uint64_t)in->cfg.maildir_scan_s * 1000;
     mb->max_bytes = (size_t)in->cfg.intake_max_upload;
-    mb->limits = (intake_mail_limits_t){MAX_PHOTOS, (size_t)in->cfg.intake_photo_max_bytes,
+    mb->limits = (intake_mail_limits_t){MAX_PHOTOS, (size_t)in->cfg.fb_photo_max_bytes,
                                         MAX_CONTENT_BYTES};
     char tmp_dir[PATH_BYTES];
     snprintf(mb->new_dir, sizeof mb->new_dir, "%s/new", root);

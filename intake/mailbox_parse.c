@@ -8,7 +8,7 @@
 #include "fb_common.h"
 #include "fb_text.h"
 #include "fb_time.h"
-#include "photo.h"
+#include "fb_photo.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -194,7 +194,7 @@ static int sha256_hex(const void *data, size_t len, char hex[65]) {
 }
 
 static int add_photo(intake_mail_t *m, const intake_mail_limits_t *lim, const GByteArray *ba) {
-    const char *type = intake_photo_sniff(ba->data, ba->len);
+    const char *type = fb_photo_sniff(ba->data, ba->len);
     if (!type)
         return 0;
     if (m->nphotos >= lim->max_photos || ba->len > lim->max_photo_bytes) {

@@ -29,6 +29,7 @@ static const struct {
 } s_routes[] = {
     {"/api/v1/hotline/orders", false, intake_hotline_http, false, true},
     {"/api/v1/miniapp/reports", false, intake_miniapp_http, true, true},
+    {"/api/v1/grid/reports", false, intake_grid_http, true, true},
     {"/api/v1/petitions/", true, intake_petitions_http, false, true},
     /* Open311's api_key travels in the form body (the spec's). */
     {"/open311/v2/", true, intake_open311_http, false, false},

@@ -8,14 +8,22 @@
  * spooled, so an acknowledged petition never names a photo that is not on
  * disk. Coordinates from the report are GCJ-02 (what wx.getLocation gives)
  * and are converted to WGS-84 first; without them, the GPS position in a
- * photo's EXIF (WGS-84 already) is used. */
+ * photo's EXIF (WGS-84 already) is used.
+ *
+ * Grid workers (网格员) report what they find on patrol the same way
+ * (POST /api/v1/grid/reports, tokens of role grid bound to one grid or
+ * community): no openid — the token says who — but a place is required and
+ * must lie in the worker's own area (403 otherwise, nothing written), and
+ * "resolved_on_site": true with at least one photo (taken after the fix)
+ * makes the dispatcher close the case at once in the worker's name. */
 #include "adapter.h"
 #include "fb_common.h"
 #include "fb_geo.h"
 #include "fb_log.h"
 #include "fb_text.h"
+#include "fb_token.h"
 #include "intake.h"
-#include "photo.h"
+#include "fb_photo.h"
 
 #include <ctype.h>
 #include <libexif/exif-data.h>
@@ -283,10 +291,40 @@ static int report_location(intake_t *in, const json_t *j, bool *has, double *lat
     return 0;
 }
 
+/* A grid worker's report: where it must lie, and whether it was fixed on
+ * the spot (grid_fields). */
+static int grid_fields(intake_t *in, const intake_token_info_t *grid, const json_t *j,
+                       const s_form_t *f, fb_petition_t *p, intake_error_t *err) {
+    const json_t *on_site = json_object_get(j, "resolved_on_site");
+    if (on_site && !json_is_boolean(on_site))
+        return intake_refuse(err, 422, "invalid_field", "resolved_on_site",
+                             "resolved_on_site must be true or false");
+    p->resolved_on_site = json_is_true(on_site);
+    if (p->resolved_on_site && f->nphotos == 0)
+        return intake_refuse(err, 422, "missing_field", "photo",
+                             "a report resolved on site needs at least one photo taken after "
+                             "the fix");
+    if (!p->has_location)
+        return intake_refuse(err, 422, "missing_field", "location",
+                             "a grid report needs its place: location in the report, or a photo "
+                             "that knows where it was taken");
+    if (!intake_directory_in_area(in->dir, grid->region, p->lat, p->lng))
+        return intake_refuse(err, 403, "outside_area", "location",
+                             "(%.6f, %.6f WGS-84) lies outside your area %s", p->lat, p->lng,
+                             grid->region);
+    p->grid_region = strdup(grid->region);
+    p->grid_worker = strdup(grid->name);
+    if (!p->grid_region || !p->grid_worker)
+        return intake_refuse(err, 503, "out_of_memory", NULL, "out of memory");
+    return 0;
+}
+
 /* Validates everything and builds the petition (without storing photos);
- * types[i] is photo i's sniffed content type. */
+ * types[i] is photo i's sniffed content type; grid: the grid worker who
+ * reports, NULL for a resident. */
 static int build_petition(intake_t *in, const char *key, const s_form_t *f, const char **types,
-                          fb_petition_t **out, intake_error_t *err) {
+                          const intake_token_info_t *grid, fb_petition_t **out,
+                          intake_error_t *err) {
     *out = NULL;
     if (!f->have_report)
         return intake_refuse(err, 422, "missing_field", "report",
@@ -315,7 +353,7 @@ static int build_petition(intake_t *in, const char *key, const s_form_t *f, cons
         intake_opt_string(j, "urgency", "urgency", 16, &urgency, err) ||
         intake_opt_string(j, "kind", "kind", 16, &kind, err))
         goto fail;
-    if (!printable(openid, MAX_OPENID_BYTES, true)) {
+    if (!grid && !printable(openid, MAX_OPENID_BYTES, true)) {
         intake_refuse(err, 422, openid ? "invalid_field" : "missing_field", "openid",
                       "openid is required: the resident's mini-program openid, 1-%d printable "
                       "characters without spaces",
@@ -379,8 +417,11 @@ static int build_petition(intake_t *in, const char *key, const s_form_t *f, cons
         }
     }
 
-    raw = json_pack("{s:O,s:s,s:[]}", "report", j, "openid", openid, "photos");
-    p->channel = strdup("miniapp");
+    if (grid && grid_fields(in, grid, j, f, p, err) != 0)
+        goto fail;
+    raw = grid ? json_pack("{s:O,s:[]}", "report", j, "photos")
+               : json_pack("{s:O,s:s,s:[]}", "report", j, "openid", openid, "photos");
+    p->channel = strdup(grid ? "grid" : "miniapp");
     p->idem_key = strdup(key);
     p->received_at_us = fb_now_us();
     p->content = strdup(content);
@@ -412,7 +453,7 @@ static int store_photos(intake_t *in, const s_form_t *f, fb_petition_t *p, intak
     for (size_t i = 0; i < f->nphotos; i++) {
         char sha[65];
         const char *type;
-        if (intake_photo_store(in->cfg.data_dir, f->photos[i].data, f->photos[i].len, sha, &type) !=
+        if (fb_photo_store(in->cfg.data_dir, f->photos[i].data, f->photos[i].len, sha, &type) !=
             0)
             return intake_refuse(
                 err, 503, "photo_store_failed", "photo",
@@ -424,23 +465,19 @@ static int store_photos(intake_t *in, const s_form_t *f, fb_petition_t *p, intak
     return 0;
 }
 
-static void refused(intake_t *in, fb_http_req_t *req, const intake_error_t *err) {
+static void refused(intake_t *in, fb_http_req_t *req, const char *channel,
+                    const intake_error_t *err) {
     in->m.rejected++;
-    fb_log(FB_LOG_INFO, "event=petition_refused channel=miniapp code=%s field=%s", err->code,
+    fb_log(FB_LOG_INFO, "event=petition_refused channel=%s code=%s field=%s", channel, err->code,
            err->field ? err->field : "-");
     fb_http_error(req, err->status, err->code, err->field, "%s", err->message);
 }
 
-void intake_miniapp_http(intake_t *in, fb_http_req_t *req) {
-    static const char *const roles[] = {"miniapp", "admin", NULL};
-    if (strcmp(fb_http_method(req), "POST") != 0) {
-        fb_http_error(req, 405, "method_not_allowed", NULL, "use POST");
-        return;
-    }
-    if (!intake_authorize(in, req, roles))
-        return;
+/* A report with photos from a resident (grid NULL) or a grid worker. */
+static void report_http(intake_t *in, fb_http_req_t *req, const char *channel,
+                        const intake_token_info_t *grid) {
     intake_error_t err = {0};
-    s_form_t form = {.photo_max = (size_t)in->cfg.intake_photo_max_bytes};
+    s_form_t form = {.photo_max = (size_t)in->cfg.fb_photo_max_bytes};
     fb_petition_t *p = NULL;
     const char *key = fb_http_header(req, "Idempotency-Key");
     if (!printable(key, MAX_KEY_BYTES, false)) {
@@ -470,7 +507,7 @@ void intake_miniapp_http(intake_t *in, fb_http_req_t *req) {
     }
     const char *types[MAX_PHOTOS];
     for (size_t i = 0; i < form.nphotos; i++) {
-        types[i] = intake_photo_sniff(form.photos[i].data, form.photos[i].len);
+        types[i] = fb_photo_sniff(form.photos[i].data, form.photos[i].len);
         if (!types[i]) {
             intake_refuse(&err, 415, "unsupported_photo", "photo",
                           "photo %zu is not a JPEG or PNG image (declared as %s)", i + 1,
@@ -478,21 +515,49 @@ void intake_miniapp_http(intake_t *in, fb_http_req_t *req) {
             goto fail;
         }
     }
-    if (build_petition(in, key, &form, types, &p, &err) != 0 || !p)
+    if (build_petition(in, key, &form, types, grid, &p, &err) != 0 || !p)
         goto fail;
     /* A retry of a key already taken writes nothing: intake_submit answers
      * it with the first tracking number, whose photos are stored. */
     char known[MAX_KEY_BYTES + 16];
-    (void)snprintf(known, sizeof known, "miniapp:%s", key); /* key ≤ 128 bytes: fits */
+    (void)snprintf(known, sizeof known, "%s:%s", channel, key); /* key ≤ 128 bytes: fits */
     if (!fb_map_get(in->keys, known) && store_photos(in, &form, p, &err) != 0)
         goto fail;
-    fb_log(FB_LOG_DEBUG, "event=miniapp_report photos=%zu location=%s", form.nphotos,
-           p->has_location ? "yes" : "no");
+    fb_log(FB_LOG_DEBUG, "event=report channel=%s photos=%zu location=%s on_site=%d", channel,
+           form.nphotos, p->has_location ? "yes" : "no", p->resolved_on_site);
     form_free(&form);
     intake_submit_http(in, req, p);
     return;
 fail:
     fb_petition_destroy(&p);
     form_free(&form);
-    refused(in, req, &err);
+    refused(in, req, channel, &err);
+}
+
+void intake_miniapp_http(intake_t *in, fb_http_req_t *req) {
+    static const char *const roles[] = {"miniapp", "admin", NULL};
+    if (strcmp(fb_http_method(req), "POST") != 0) {
+        fb_http_error(req, 405, "method_not_allowed", NULL, "use POST");
+        return;
+    }
+    if (intake_authorize(in, req, roles))
+        report_http(in, req, "miniapp", NULL);
+}
+
+void intake_grid_http(intake_t *in, fb_http_req_t *req) {
+    static const char *const roles[] = {"grid", NULL};
+    if (strcmp(fb_http_method(req), "POST") != 0) {
+        fb_http_error(req, 405, "method_not_allowed", NULL, "use POST");
+        return;
+    }
+    if (!intake_authorize(in, req, roles))
+        return;
+    intake_token_info_t grid;
+    if (!intake_directory_token(
+            in->dir, fb_token_from_header(fb_http_header(req, "Authorization")), &grid) ||
+        !grid.region) {
+        fb_http_error(req, 403, "forbidden", NULL, "this grid token is bound to no area");
+        return;
+    }
+    report_http(in, req, "grid", &grid);
 }

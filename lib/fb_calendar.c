@@ -133,6 +133,19 @@ int64_t fb_calendar_add_workdays(const fb_calendar_t *cal, int64_t start_us, int
     return (int64_t)mktime(&tm) * 1000000 + frac;
 }
 
+int64_t fb_calendar_add_work_hours(const fb_calendar_t *cal, int64_t start_us, int hours) {
+    const int64_t hour = INT64_C(3600000000);
+    int64_t t = start_us;
+    for (int done = 0; done < hours; t += hour) {
+        time_t s = (time_t)(t / 1000000);
+        struct tm tm;
+        localtime_r(&s, &tm);
+        if (tm_workday(cal, &tm))
+            done++;
+    }
+    return t;
+}
+
 void fb_deadlines(const fb_calendar_t *cal, int64_t start_us, const char *urgency, const char *kind,
                   int accept_hours, int reply_workdays, int64_t *accept_due, int64_t *reply_due) {
     const int64_t hour = INT64_C(3600000000);

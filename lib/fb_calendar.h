@@ -26,6 +26,11 @@ bool fb_calendar_is_workday(const fb_calendar_t *cal, int year, int month, int m
  * 00:00 of the next working day. */
 int64_t fb_calendar_add_workdays(const fb_calendar_t *cal, int64_t start_us, int n);
 
+/* The moment `hours` working hours after start: each hour that begins on a
+ * working day counts, hours on weekends and holidays do not (the grid's
+ * verification deadline, [grid] verify_hours). */
+int64_t fb_calendar_add_work_hours(const fb_calendar_t *cal, int64_t start_us, int hours);
+
 /* Deadlines of a new case. accept_hours/reply_workdays > 0 override the
  * defaults (a rule's own deadlines):
  *   sign for: 1 working day; 2 hours when urgent or emergency;

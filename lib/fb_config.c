@@ -66,7 +66,7 @@ static const s_option_t s_options[] = {
         "largest request body, in bytes (413 beyond)"),
     OPT("intake", "max_upload", T_INT, intake_max_upload, 1024, 1 << 30, "50331648", false,
         "largest body of an upload with photos, in bytes (413 beyond)"),
-    OPT("intake", "photo_max_bytes", T_INT, intake_photo_max_bytes, 1024, 64 << 20, "5242880",
+    OPT("intake", "photo_max_bytes", T_INT, fb_photo_max_bytes, 1024, 64 << 20, "5242880",
         false, "largest photo accepted, in bytes"),
     OPT("intake", "max_connections", T_INT, intake_max_connections, 1, 100000, "4096", false,
         "open HTTP connections at most"),
@@ -148,6 +148,9 @@ static const s_option_t s_options[] = {
         "requests a client address may send at once before rate_per_s applies"),
     OPT("worker", "catchup_s", T_INT, worker_catchup_s, 1, 3600, "5", true,
         "how often a worker looks in PostgreSQL for what the bus did not bring"),
+    OPT("grid", "verify_hours", T_INT, grid_verify_hours, 1, 720, "24", true,
+        "working hours a grid worker has to verify a department's \"resolved\" on site (核查); "
+        "overdue verifications escalate to the street office"),
     OPT("worker", "db_user", T_STR, worker_db_user, 0, 0, "fenbo_worker", false,
         "the role a worker logs in as (overrides the user of [db] conninfo; empty: conninfo's); "
         "a member of db_role, so row-level security applies from the first statement"),

@@ -3,6 +3,7 @@
 #include "fb_geo.h"
 
 #include <math.h>
+#include <string.h>
 
 static const double A = 6378245.0;               /* Krasovsky 1940 semi-major axis */
 static const double EE = 0.00669342162296594323; /* its eccentricity squared */
@@ -67,4 +68,47 @@ double fb_geo_distance_m(double lat1, double lng1, double lat2, double lng2) {
     double dp = p2 - p1, dl = (lng2 - lng1) * M_PI / 180;
     double h = sin(dp / 2) * sin(dp / 2) + cos(p1) * cos(p2) * sin(dl / 2) * sin(dl / 2);
     return 2 * r * asin(sqrt(h));
+}
+
+/* Even-odd crossings of a ray going east from (lat, lng) over one ring. */
+static bool ring_flips(const json_t *ring, double lat, double lng) {
+    bool inside = false;
+    size_t n = json_array_size(ring);
+    for (size_t i = 0, j = n ? n - 1 : 0; i < n; j = i++) {
+        const json_t *a = json_array_get(ring, i), *b = json_array_get(ring, j);
+        double ax = json_number_value(json_array_get(a, 0)), ay = json_number_value(json_array_get(a, 1));
+        double bx = json_number_value(json_array_get(b, 0)), by = json_number_value(json_array_get(b, 1));
+        if ((ay > lat) != (by > lat) && lng < (bx - ax) * (lat - ay) / (by - ay) + ax)
+            inside = !inside;
+    }
+    return inside;
+}
+
+static bool polygon_has(const json_t *rings, double lat, double lng) {
+    bool inside = false;
+    size_t i;
+    const json_t *ring;
+    json_array_foreach(rings, i, ring) {
+        if (ring_flips(ring, lat, lng))
+            inside = !inside;
+    }
+    return inside;
+}
+
+bool fb_geo_in_geojson(const json_t *geometry, double lat, double lng) {
+    const char *type = json_string_value(json_object_get(geometry, "type"));
+    const json_t *coords = json_object_get(geometry, "coordinates");
+    if (!type || !json_is_array(coords))
+        return false;
+    if (strcmp(type, "Polygon") == 0)
+        return polygon_has(coords, lat, lng);
+    if (strcmp(type, "MultiPolygon") != 0)
+        return false;
+    size_t i;
+    const json_t *poly;
+    json_array_foreach(coords, i, poly) {
+        if (polygon_has(poly, lat, lng))
+            return true;
+    }
+    return false;
 }

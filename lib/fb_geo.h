@@ -3,6 +3,7 @@
 #ifndef FB_GEO_H
 #define FB_GEO_H
 
+#include <jansson.h>
 #include <stdbool.h>
 
 bool fb_geo_valid(double lat, double lng);
@@ -14,5 +15,11 @@ void fb_geo_gcj02_to_wgs84(double lat, double lng, double *wlat, double *wlng);
 void fb_geo_wgs84_to_gcj02(double lat, double lng, double *glat, double *glng);
 /* Distance in metres on a sphere. */
 double fb_geo_distance_m(double lat1, double lng1, double lat2, double lng2);
+
+/* True when (lat, lng) lies inside a GeoJSON Polygon or MultiPolygon
+ * ([lng, lat] positions, as PostGIS's ST_AsGeoJSON writes them; holes
+ * excluded by the even-odd rule). A point on an edge may go either way.
+ * Anything else: false. */
+bool fb_geo_in_geojson(const json_t *geometry, double lat, double lng);
 
 #endif

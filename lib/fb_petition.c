@@ -44,6 +44,8 @@ void fb_petition_destroy(fb_petition_t **pp) {
     free(p->address);
     free(p->urgency);
     free(p->kind);
+    free(p->grid_region);
+    free(p->grid_worker);
     json_decref(p->raw);
     free(p);
     *pp = NULL;
@@ -61,7 +63,7 @@ json_t *fb_petition_to_json(const fb_petition_t *p) {
                          ? json_pack("{s:o,s:o}", "name", str_or_null(p->caller_name), "phone",
                                      str_or_null(p->caller_phone))
                          : json_null();
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:b,s:O}", "tracking_no",
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:b,s:O}", "tracking_no",
                      p->tracking_no, "channel", p->channel, "idem_key", p->idem_key, "received_at",
                      fb_time_format(p->received_at_us, rcv, sizeof rcv), "spooled_at",
                      fb_time_format(p->spooled_at_us, spl, sizeof spl), "caller", caller, "content",
@@ -69,6 +71,15 @@ json_t *fb_petition_to_json(const fb_petition_t *p) {
                      str_or_null(p->category), "address", str_or_null(p->address), "location", loc,
                      "urgency", p->urgency, "kind", p->kind, "callback", p->callback, "raw",
                      p->raw ? p->raw : json_null());
+    if (j && p->grid_region &&
+        json_object_set_new(j, "grid",
+                            json_pack("{s:s,s:s,s:b}", "region", p->grid_region, "worker",
+                                      p->grid_worker ? p->grid_worker : "", "resolved_on_site",
+                                      p->resolved_on_site)) != 0) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 static int take_str(const json_t *j, const char *key, bool required, char **out) {
@@ -124,6 +135,13 @@ int fb_petition_from_json(const json_t *j, fb_petition_t **out) {
         p->lng = json_number_value(lng);
     }
     p->callback = json_is_true(json_object_get(j, "callback"));
+    const json_t *grid = json_object_get(j, "grid");
+    if (json_is_object(grid)) {
+        if ((rc = take_str(grid, "region", true, &p->grid_region)) ||
+            (rc = take_str(grid, "worker", true, &p->grid_worker)))
+            goto fail;
+        p->resolved_on_site = json_is_true(json_object_get(grid, "resolved_on_site"));
+    }
     json_t *raw = json_object_get(j, "raw");
     p->raw = raw ? json_incref(raw) : json_null();
     *out = p;

@@ -11,7 +11,7 @@
 
 typedef struct fb_petition {
     char *tracking_no;
-    char *channel;  /* hotline | miniapp | mailbox | open311 */
+    char *channel;  /* hotline | miniapp | mailbox | open311 | grid */
     char *idem_key; /* unique per channel: order_no, Idempotency-Key, Message-ID… */
     int64_t received_at_us;
     int64_t spooled_at_us;
@@ -26,6 +26,12 @@ typedef struct fb_petition {
     char *urgency;   /* normal | urgent | emergency */
     char *kind;      /* consult | help | complaint | report | suggestion | praise */
     bool callback;
+    /* Channel grid: the reporting grid worker's region and name, and whether
+     * the problem was fixed on the spot (its case closes at once); NULL,
+     * NULL, false for every other channel. */
+    char *grid_region;
+    char *grid_worker;
+    bool resolved_on_site;
     json_t *raw; /* the input as it arrived (owned reference) */
 } fb_petition_t;
 

@@ -130,10 +130,27 @@ int fb_casetx_set_status(fb_casetx_t *t, int64_t case_id, fb_case_status_t to) {
     return fb_casetx_exec(t, s_status_sql, 2, params);
 }
 
+/* The working-day calendar as calendar_days holds it now; *out is the
+ * caller's (NULL on failure). */
+static int load_calendar(fb_casetx_t *t, fb_calendar_t **out) {
+    json_t *days = NULL;
+    *out = NULL;
+    if (fb_db_query_json(t->db, s_calendar_sql, 0, NULL, &days) != 0)
+        return FB_EDB;
+    fb_calendar_t *cal = fb_calendar_new();
+    int rc = cal ? fb_calendar_load_json(cal, days) : FB_ENOMEM;
+    json_decref(days);
+    if (rc == FB_EINVAL)
+        fb_log(FB_LOG_ERROR, "event=calendar_invalid");
+    if (rc)
+        fb_calendar_destroy(&cal);
+    *out = cal;
+    return rc;
+}
+
 int fb_casetx_deadlines(fb_casetx_t *t, const char *urgency, const char *kind, int rule_id,
                         char *accept_due, char *reply_due) {
     int hours = 0, workdays = 0, rc = FB_EDB;
-    json_t *days = NULL;
     fb_calendar_t *cal = NULL;
     if (rule_id > 0) {
         char rb[16];
@@ -149,18 +166,8 @@ int fb_casetx_deadlines(fb_casetx_t *t, const char *urgency, const char *kind, i
         }
         PQclear(r);
     }
-    if (fb_db_query_json(t->db, s_calendar_sql, 0, NULL, &days) != 0)
+    if ((rc = load_calendar(t, &cal)) != 0)
         goto fail;
-    cal = fb_calendar_new();
-    if (!cal) {
-        rc = FB_ENOMEM;
-        goto fail;
-    }
-    if (fb_calendar_load_json(cal, days) != 0) {
-        fb_log(FB_LOG_ERROR, "event=calendar_invalid");
-        rc = FB_EINVAL;
-        goto fail;
-    }
     int64_t acc, rep;
     fb_deadlines(cal, fb_now_us(), urgency, kind, hours, workdays, &acc, &rep);
     fb_time_format(acc, accept_due, 40);
@@ -168,7 +175,15 @@ int fb_casetx_deadlines(fb_casetx_t *t, const char *urgency, const char *kind, i
     rc = 0;
 fail:
     fb_calendar_destroy(&cal);
-    json_decref(days);
+    return rc;
+}
+
+int fb_casetx_work_hours_due(fb_casetx_t *t, int hours, char *due) {
+    fb_calendar_t *cal;
+    int rc = load_calendar(t, &cal);
+    if (rc == 0)
+        fb_time_format(fb_calendar_add_work_hours(cal, fb_now_us(), hours), due, 40);
+    fb_calendar_destroy(&cal);
     return rc;
 }
 
@@ -188,8 +203,8 @@ int fb_casetx_withdraw_round(fb_casetx_t *t, int64_t case_id) {
     return fb_casetx_exec(t, s_withdraw_sql, 1, params);
 }
 
-/* Reopens: same department, a new lead assignment, new deadlines. */
-static int reopen(fb_casetx_t *t, fb_case_row_t *row, const char *actor, json_t *ratings) {
+int fb_casetx_reopen(fb_casetx_t *t, fb_case_row_t *row, const char *actor, const char *reason,
+                     const char *key, json_t *why) {
     const char *event;
     char acc[40], rep[40];
     if (fb_lifecycle_move(row->status, FB_CASE_REOPEN, FB_CASE_REOPENED, &event) != 0 ||
@@ -201,15 +216,16 @@ static int reopen(fb_casetx_t *t, fb_case_row_t *row, const char *actor, json_t 
     if (rc == 0)
         rc = fb_casetx_set_status(t, row->id, FB_CASE_REOPENED);
     if (rc == 0) {
-        json_t *data =
-            json_pack("{s:s,s:O,s:s,s:s,s:s}", "reason", "unsatisfied", "ratings", ratings,
-                      "department", row->department, "accept_due", acc, "reply_due", rep);
+        json_t *data = json_pack("{s:s,s:O,s:s,s:s,s:s}", "reason", reason, key, why,
+                                 "department", row->department, "accept_due", acc, "reply_due",
+                                 rep);
         rc = data ? fb_casetx_event(t, row->id, actor, event, data) : FB_ENOMEM;
         json_decref(data);
     }
     if (rc == 0)
-        fb_log(FB_LOG_INFO, "event=case_reopened case_id=%" PRId64 " department=%s reply_due=%s",
-               row->id, row->department, rep);
+        fb_log(FB_LOG_INFO,
+               "event=case_reopened case_id=%" PRId64 " reason=%s department=%s reply_due=%s",
+               row->id, reason, row->department, rep);
     return rc;
 }
 
@@ -248,7 +264,7 @@ int fb_casetx_settle_ratings(fb_casetx_t *t, fb_case_row_t *row, const char *act
         return FB_ENOMEM;
     int rc = 0;
     if (n > 0 && unsatisfied) {
-        rc = reopen(t, row, actor, ratings);
+        rc = fb_casetx_reopen(t, row, actor, "unsatisfied", "ratings", ratings);
         if (rc == 0)
             *status = FB_CASE_REOPENED;
     } else if (n > 0 && all_rated) {

@@ -58,6 +58,16 @@ int fb_casetx_set_status(fb_casetx_t *t, int64_t case_id, fb_case_status_t to);
 int fb_casetx_deadlines(fb_casetx_t *t, const char *urgency, const char *kind, int rule_id,
                         char *accept_due, char *reply_due);
 
+/* The moment `hours` working hours from now (fb_calendar_add_work_hours),
+ * as RFC 3339 text (40 bytes). */
+int fb_casetx_work_hours_due(fb_casetx_t *t, int hours, char *due);
+
+/* Reopens the case (重办): its department again, a new lead assignment
+ * with new deadlines, status 'reopened', event 'reopened' with
+ * {"reason": reason, key: why, "department", "accept_due", "reply_due"}. */
+int fb_casetx_reopen(fb_casetx_t *t, fb_case_row_t *row, const char *actor, const char *reason,
+                     const char *key, json_t *why);
+
 /* Opens a new round for department: a lead assignment with the deadlines,
  * and the case's department, rule, deadlines (and urgency, when given) set
  * to it. The assignment is delivered by the worker's catch-up pass.

@@ -26,8 +26,7 @@ struct fb_dblink {
 };
 
 /* Both settings at once, so that no query ever sees one without the other. */
-static const char s_context_sql[] =
-    "SELECT set_config('fenbo.role', $1, false), set_config('fenbo.department', $2, false)";
+static const char s_context_sql[] = FB_DBLINK_CONTEXT_SQL;
 
 static void on_timer(uv_timer_t *t);
 

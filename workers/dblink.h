@@ -27,6 +27,14 @@ typedef struct fb_dblink fb_dblink_t;
  * retention): every row. */
 #define FB_DBLINK_SYSTEM "system"
 
+/* The session settings of a context ($1 role, $2 department — for role
+ * grid, the grid worker's region): fenbo.role, fenbo.department and
+ * fenbo.region (schema/0016_grid.sql), all at once, so that no query ever
+ * sees one without the others. */
+#define FB_DBLINK_CONTEXT_SQL                                                                      \
+    "SELECT set_config('fenbo.role', $1, false), set_config('fenbo.department', $2, false),"      \
+    " set_config('fenbo.region', CASE WHEN $1 = 'grid' THEN coalesce($2, '') ELSE '' END, false)"
+
 /* Called on the loop each time a connection has just been (re)established. */
 typedef void (*fb_dblink_up_cb)(void *ud);
 

@@ -9,6 +9,7 @@
  * opens a new one. */
 #include "dbpool.h"
 #include "fb_common.h"
+#include "dblink.h"
 #include "fb_db.h"
 #include "fb_log.h"
 
@@ -133,10 +134,7 @@ static void work_cb(uv_work_t *w) {
         return;
     PGconn *c = p->conns[slot];
     const char *ctx[] = {q->role, q->department};
-    PGresult *r = PQexecParams(c,
-                               "SELECT set_config('fenbo.role', $1, false),"
-                               " set_config('fenbo.department', $2, false)",
-                               2, NULL, ctx, NULL, NULL, 0);
+    PGresult *r = PQexecParams(c, FB_DBLINK_CONTEXT_SQL, 2, NULL, ctx, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     PQclear(r);
     char begin[96];

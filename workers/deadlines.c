@@ -568,6 +568,7 @@ void fb_timers_reload(fb_timers_t *t, const fb_config_t *cfg) {
     c->worker_hotspot_threshold = cfg->worker_hotspot_threshold;
     c->worker_hotspot_window_min = cfg->worker_hotspot_window_min;
     c->worker_hotspot_every_s = cfg->worker_hotspot_every_s;
+    c->grid_verify_hours = cfg->grid_verify_hours;
     if (interval_changed) {
         uv_timer_set_repeat(&t->timer, interval_ms(t));
         uv_timer_again(&t->timer);

@@ -81,6 +81,9 @@ static const struct {
     {FB_CASE_REPLIED, FB_CASE_CALLBACK, FB_CASE_RATED, NULL},
     {FB_CASE_RATED, FB_CASE_CALLBACK, FB_CASE_RATED, NULL},
     {FB_CASE_RATED, FB_CASE_REOPEN, FB_CASE_REOPENED, NULL},
+    /* A grid worker found the "resolved" untrue on site (核查): reopened
+     * before the residents are asked. */
+    {FB_CASE_REPLIED, FB_CASE_REOPEN, FB_CASE_REOPENED, NULL},
     {FB_CASE_RATED, FB_CASE_CLOSE, FB_CASE_CLOSED, NULL},
     {FB_CASE_REPLIED, FB_CASE_CLOSE, FB_CASE_CLOSED, NULL},
     {FB_CASE_MANUAL, FB_CASE_CLOSE, FB_CASE_CLOSED, NULL},

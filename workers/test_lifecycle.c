@@ -48,6 +48,7 @@ static const struct {
     {FB_CASE_REPLIED, FB_CASE_CALLBACK, FB_CASE_RATED, "callback_recorded"},
     {FB_CASE_RATED, FB_CASE_CALLBACK, FB_CASE_RATED, "callback_recorded"},
     {FB_CASE_RATED, FB_CASE_REOPEN, FB_CASE_REOPENED, "reopened"},
+    {FB_CASE_REPLIED, FB_CASE_REOPEN, FB_CASE_REOPENED, "reopened"}, /* 核查 rejected */
     {FB_CASE_RATED, FB_CASE_CLOSE, FB_CASE_CLOSED, "closed"},
     {FB_CASE_REPLIED, FB_CASE_CLOSE, FB_CASE_CLOSED, "closed"},
     {FB_CASE_MANUAL, FB_CASE_CLOSE, FB_CASE_CLOSED, "closed"},
@@ -238,7 +239,6 @@ START_TEST(test_illegal_selection) {
         {FB_CASE_DISPATCHED, FB_CASE_CLOSE},          /* nobody has answered */
         {FB_CASE_ACCEPTED, FB_CASE_CLOSE},            /* nobody has answered */
         {FB_CASE_REPLIED, FB_CASE_EXTEND},            /* nothing left to extend */
-        {FB_CASE_REPLIED, FB_CASE_REOPEN},            /* a rating first */
         {FB_CASE_MANUAL, FB_CASE_ACCEPT},             /* nobody to sign */
         {FB_CASE_MANUAL, FB_CASE_APPROVE_RETURN},     /* no return */
         {FB_CASE_DISPATCHED, FB_CASE_APPROVE_RETURN}, /* no return */

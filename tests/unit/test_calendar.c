@@ -319,6 +319,29 @@ START_TEST(test_deadlines_rule_overrides) {
 }
 END_TEST
 
+/* Working hours: only hours that begin on a working day count. */
+START_TEST(test_add_work_hours) {
+    /* Within a working day, then over a weekend (Fri 2026-12-04 16:00 + 24 h:
+     * 8 h on Friday, none on the weekend, 16 h on Monday). */
+    expect_time(fb_calendar_add_work_hours(s_cal, t("2026-12-02T09:00:00+08:00"), 5),
+                "2026-12-02T14:00:00+08:00");
+    expect_time(fb_calendar_add_work_hours(s_cal, t("2026-12-04T16:00:00+08:00"), 24),
+                "2026-12-07T16:00:00+08:00");
+    /* Started on a Saturday: counting begins on Monday at 00:00. */
+    expect_time(fb_calendar_add_work_hours(s_cal, t("2026-12-05T10:30:00+08:00"), 2),
+                "2026-12-07T02:30:00+08:00");
+    expect_time(fb_calendar_add_work_hours(s_cal, t("2026-12-02T09:00:00+08:00"), 0),
+                "2026-12-02T09:00:00+08:00");
+}
+END_TEST
+
+/* Over the National Day holidays (10-01..07 off, 10-10 a make-up workday). */
+START_TEST(test_add_work_hours_holidays) {
+    expect_time(fb_calendar_add_work_hours(s_cal, t("2026-09-30T12:00:00+08:00"), 24),
+                "2026-10-08T12:00:00+08:00");
+}
+END_TEST
+
 static Suite *calendar_suite(void) {
     Suite *s = suite_create("calendar");
     TCase *tc = tcase_create("plain");
@@ -328,6 +351,7 @@ static Suite *calendar_suite(void) {
     tcase_add_test(tc, test_set_refuses_malformed_days);
     tcase_add_test(tc, test_set_refuses_impossible_date);
     tcase_add_test(tc, test_load_json_refuses_bad_rows);
+    tcase_add_test(tc, test_add_work_hours);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("2026");
@@ -340,6 +364,7 @@ static Suite *calendar_suite(void) {
     tcase_add_test(tc, test_add_plain_week);
     tcase_add_test(tc, test_add_across_spring_festival);
     tcase_add_test(tc, test_add_across_national_day);
+    tcase_add_test(tc, test_add_work_hours_holidays);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("deadlines");

@@ -101,6 +101,34 @@ START_TEST(test_valid_bounds) {
 }
 END_TEST
 
+/* A square with a square hole, and a MultiPolygon of it and a far square,
+ * as ST_AsGeoJSON writes them ([lng, lat]). */
+START_TEST(test_point_in_geojson) {
+    json_t *poly = json_loads("{\"type\":\"Polygon\",\"coordinates\":["
+                              "[[120,30],[121,30],[121,31],[120,31],[120,30]],"
+                              "[[120.4,30.4],[120.6,30.4],[120.6,30.6],[120.4,30.6],[120.4,30.4]]]}",
+                              0, NULL);
+    ck_assert_ptr_nonnull(poly);
+    ck_assert(fb_geo_in_geojson(poly, 30.2, 120.2));
+    ck_assert(!fb_geo_in_geojson(poly, 30.5, 120.5)); /* in the hole */
+    ck_assert(!fb_geo_in_geojson(poly, 31.2, 120.2));
+    ck_assert(!fb_geo_in_geojson(poly, 30.2, 119.9));
+    json_t *tri = json_loads("[[[130,40],[131,40],[131,41],[130,40]]]", 0, NULL);
+    json_t *multi = json_pack("{s:s,s:[O,o]}", "type", "MultiPolygon", "coordinates",
+                              json_object_get(poly, "coordinates"), tri);
+    ck_assert_ptr_nonnull(multi);
+    ck_assert(fb_geo_in_geojson(multi, 30.2, 120.2));
+    ck_assert(fb_geo_in_geojson(multi, 40.2, 130.5));
+    ck_assert(!fb_geo_in_geojson(multi, 40.9, 130.1)); /* outside the triangle */
+    json_t *point = json_loads("{\"type\":\"Point\",\"coordinates\":[120.2,30.2]}", 0, NULL);
+    ck_assert(!fb_geo_in_geojson(point, 30.2, 120.2));
+    ck_assert(!fb_geo_in_geojson(NULL, 30.2, 120.2));
+    json_decref(poly);
+    json_decref(multi);
+    json_decref(point);
+}
+END_TEST
+
 static Suite *geo_suite(void) {
     Suite *s = suite_create("geo");
     TCase *tc = tcase_create("geo");
@@ -109,6 +137,7 @@ static Suite *geo_suite(void) {
     tcase_add_test(tc, test_gcj_to_wgs_round_trip);
     tcase_add_test(tc, test_outside_china_unchanged);
     tcase_add_test(tc, test_valid_bounds);
+    tcase_add_test(tc, test_point_in_geojson);
     suite_add_tcase(s, tc);
     return s;
 }

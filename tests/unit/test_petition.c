@@ -70,6 +70,9 @@ static void assert_same(const fb_petition_t *a, const fb_petition_t *b) {
     assert_str_eq0(a->urgency, b->urgency, "urgency");
     assert_str_eq0(a->kind, b->kind, "kind");
     ck_assert_int_eq(a->callback, b->callback);
+    assert_str_eq0(a->grid_region, b->grid_region, "grid_region");
+    assert_str_eq0(a->grid_worker, b->grid_worker, "grid_worker");
+    ck_assert_int_eq(a->resolved_on_site, b->resolved_on_site);
     if (a->raw && !json_is_null(a->raw))
         ck_assert_msg(json_equal(a->raw, b->raw), "raw differs");
     else
@@ -102,6 +105,28 @@ START_TEST(test_round_trip_every_field) {
     assert_same(p, q);
     fb_petition_destroy(&q);
     ck_assert_ptr_null(q);
+    fb_petition_destroy(&p);
+}
+END_TEST
+
+/* A grid worker's report keeps who reported it from where, and whether it
+ * was fixed on the spot; other channels carry no grid object at all. */
+START_TEST(test_round_trip_grid_report) {
+    fb_petition_t *p = full_petition();
+    free(p->channel);
+    p->channel = strdup("grid");
+    p->grid_region = strdup("330102001001001");
+    p->grid_worker = strdup("网格员 李四");
+    p->resolved_on_site = true;
+    fb_petition_t *q = round_trip_text(p);
+    assert_same(p, q);
+    ck_assert(q->resolved_on_site);
+    fb_petition_destroy(&q);
+    fb_petition_destroy(&p);
+    p = full_petition();
+    json_t *j = fb_petition_to_json(p);
+    ck_assert_ptr_null(json_object_get(j, "grid"));
+    json_decref(j);
     fb_petition_destroy(&p);
 }
 END_TEST
@@ -283,6 +308,7 @@ static Suite *petition_suite(void) {
     Suite *s = suite_create("petition");
     TCase *tc = tcase_create("codec");
     tcase_add_test(tc, test_round_trip_every_field);
+    tcase_add_test(tc, test_round_trip_grid_report);
     tcase_add_test(tc, test_round_trip_through_text);
     tcase_add_test(tc, test_round_trip_times_in_other_zone);
     tcase_add_test(tc, test_round_trip_optional_fields_absent);

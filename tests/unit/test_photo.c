@@ -3,7 +3,7 @@
  * they really are, and anything else is refused without writing a byte. Each
  * test works in a fresh temporary directory, removed afterwards. */
 #include "fb_common.h"
-#include "photo.h"
+#include "fb_photo.h"
 
 #include <check.h>
 #include <ftw.h>
@@ -79,34 +79,34 @@ static int files_under(const char *dir) {
 }
 
 START_TEST(sniffs_by_magic_only) {
-    ck_assert_str_eq(intake_photo_sniff(JPEG, sizeof JPEG), "image/jpeg");
-    ck_assert_str_eq(intake_photo_sniff(PNG, sizeof PNG), "image/png");
-    ck_assert_ptr_null(intake_photo_sniff(TEXT, sizeof TEXT - 1));
-    ck_assert_ptr_null(intake_photo_sniff(JPEG, 2)); /* too short for the magic */
-    ck_assert_ptr_null(intake_photo_sniff(PNG, 7));
-    ck_assert_ptr_null(intake_photo_sniff(JPEG, 0));
-    ck_assert_ptr_null(intake_photo_sniff(NULL, 10));
-    ck_assert_str_eq(intake_photo_ext("image/jpeg"), "jpg");
-    ck_assert_str_eq(intake_photo_ext("image/png"), "png");
-    ck_assert_ptr_null(intake_photo_ext("image/gif"));
-    ck_assert_ptr_null(intake_photo_ext(NULL));
+    ck_assert_str_eq(fb_photo_sniff(JPEG, sizeof JPEG), "image/jpeg");
+    ck_assert_str_eq(fb_photo_sniff(PNG, sizeof PNG), "image/png");
+    ck_assert_ptr_null(fb_photo_sniff(TEXT, sizeof TEXT - 1));
+    ck_assert_ptr_null(fb_photo_sniff(JPEG, 2)); /* too short for the magic */
+    ck_assert_ptr_null(fb_photo_sniff(PNG, 7));
+    ck_assert_ptr_null(fb_photo_sniff(JPEG, 0));
+    ck_assert_ptr_null(fb_photo_sniff(NULL, 10));
+    ck_assert_str_eq(fb_photo_ext("image/jpeg"), "jpg");
+    ck_assert_str_eq(fb_photo_ext("image/png"), "png");
+    ck_assert_ptr_null(fb_photo_ext("image/gif"));
+    ck_assert_ptr_null(fb_photo_ext(NULL));
 }
 END_TEST
 
 START_TEST(stores_under_sha256_with_real_extension) {
     char sha[65], want[65], path[512];
     const char *type = NULL;
-    ck_assert_int_eq(intake_photo_store(s_dir, PNG, sizeof PNG, sha, &type), 0);
+    ck_assert_int_eq(fb_photo_store(s_dir, PNG, sizeof PNG, sha, &type), 0);
     hex_sha256(PNG, sizeof PNG, want);
     ck_assert_str_eq(sha, want);
     ck_assert_str_eq(type, "image/png");
     snprintf(path, sizeof path, "%s/photos/%.2s/%s.png", s_dir, want, want);
     ck_assert(file_equals(path, PNG, sizeof PNG));
     char got[512];
-    ck_assert_int_eq(intake_photo_path(s_dir, sha, type, got, sizeof got), 0);
+    ck_assert_int_eq(fb_photo_path(s_dir, sha, type, got, sizeof got), 0);
     ck_assert_str_eq(got, path);
 
-    ck_assert_int_eq(intake_photo_store(s_dir, JPEG, sizeof JPEG, sha, &type), 0);
+    ck_assert_int_eq(fb_photo_store(s_dir, JPEG, sizeof JPEG, sha, &type), 0);
     ck_assert_str_eq(type, "image/jpeg");
     hex_sha256(JPEG, sizeof JPEG, want);
     snprintf(path, sizeof path, "%s/photos/%.2s/%s.jpg", s_dir, want, want);
@@ -118,11 +118,11 @@ END_TEST
 START_TEST(a_photo_stored_twice_is_written_once) {
     char sha[65], path[512];
     const char *type;
-    ck_assert_int_eq(intake_photo_store(s_dir, JPEG, sizeof JPEG, sha, &type), 0);
-    ck_assert_int_eq(intake_photo_path(s_dir, sha, type, path, sizeof path), 0);
+    ck_assert_int_eq(fb_photo_store(s_dir, JPEG, sizeof JPEG, sha, &type), 0);
+    ck_assert_int_eq(fb_photo_path(s_dir, sha, type, path, sizeof path), 0);
     struct stat a, b;
     ck_assert_int_eq(stat(path, &a), 0);
-    ck_assert_int_eq(intake_photo_store(s_dir, JPEG, sizeof JPEG, sha, NULL), 0);
+    ck_assert_int_eq(fb_photo_store(s_dir, JPEG, sizeof JPEG, sha, NULL), 0);
     ck_assert_int_eq(stat(path, &b), 0);
     ck_assert_uint_eq(a.st_ino, b.st_ino); /* not replaced */
     ck_assert_int_eq(files_under(s_dir), 1);
@@ -132,9 +132,9 @@ END_TEST
 START_TEST(anything_else_is_refused_and_writes_nothing) {
     char sha[65];
     const char *type = "unchanged";
-    ck_assert_int_eq(intake_photo_store(s_dir, TEXT, sizeof TEXT - 1, sha, &type), FB_EINVAL);
+    ck_assert_int_eq(fb_photo_store(s_dir, TEXT, sizeof TEXT - 1, sha, &type), FB_EINVAL);
     ck_assert_ptr_null(type);
-    ck_assert_int_eq(intake_photo_store(s_dir, "", 0, sha, &type), FB_EINVAL);
+    ck_assert_int_eq(fb_photo_store(s_dir, "", 0, sha, &type), FB_EINVAL);
     char photos[256];
     snprintf(photos, sizeof photos, "%s/photos", s_dir);
     ck_assert_int_ne(access(photos, F_OK), 0); /* not even the directory */
@@ -147,7 +147,7 @@ START_TEST(an_unusable_data_dir_is_an_io_error) {
     FILE *f = fopen(file, "w");
     ck_assert_ptr_nonnull(f);
     fclose(f);
-    ck_assert_int_eq(intake_photo_store(file, JPEG, sizeof JPEG, sha, NULL), FB_EIO);
+    ck_assert_int_eq(fb_photo_store(file, JPEG, sizeof JPEG, sha, NULL), FB_EIO);
 }
 END_TEST
 
@@ -155,9 +155,9 @@ START_TEST(path_refuses_what_it_cannot_name) {
     char sha[65], out[512], tiny[16];
     memset(sha, 'a', 64);
     sha[64] = '\0';
-    ck_assert_int_eq(intake_photo_path("/d", sha, "image/gif", out, sizeof out), FB_EINVAL);
-    ck_assert_int_eq(intake_photo_path("/d", "abc", "image/png", out, sizeof out), FB_EINVAL);
-    ck_assert_int_eq(intake_photo_path("/d", sha, "image/png", tiny, sizeof tiny), FB_EINVAL);
+    ck_assert_int_eq(fb_photo_path("/d", sha, "image/gif", out, sizeof out), FB_EINVAL);
+    ck_assert_int_eq(fb_photo_path("/d", "abc", "image/png", out, sizeof out), FB_EINVAL);
+    ck_assert_int_eq(fb_photo_path("/d", sha, "image/png", tiny, sizeof tiny), FB_EINVAL);
 }
 END_TEST
 

@@ -10,7 +10,7 @@
 #include "fb_common.h"
 #include "fuzz_common.h"
 #include "mailbox_parse.h"
-#include "photo.h"
+#include "fb_photo.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -60,7 +60,7 @@ static void check_mail(const intake_mail_t *m, const uint8_t *raw, size_t len) {
     for (size_t i = 0; i < m->nphotos; i++) {
         const intake_mail_photo_t *ph = &m->photos[i];
         FZ_CHECK(ph->len <= s_limits.max_photo_bytes, "a photo keeps max_photo_bytes");
-        const char *type = intake_photo_sniff(ph->data, ph->len);
+        const char *type = fb_photo_sniff(ph->data, ph->len);
         FZ_CHECK(type && ph->content_type && strcmp(type, ph->content_type) == 0,
                  "a photo's type is what its bytes say");
         sha256_hex(ph->data, ph->len, hex);

@@ -8,7 +8,7 @@
  * (the connection's Content-Type), Authorization and Idempotency-Key already
  * right. Photos are sniffed but not stored, and an accepted report is
  * checked and answered 202 by the harness (-Wl,--wrap of
- * intake_photo_store and intake_submit_http): nothing is written. */
+ * fb_photo_store and intake_submit_http): nothing is written. */
 #include "fuzz_common.h"
 #include "fuzz_http.h"
 

@@ -25,11 +25,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     memcpy(b, data, size);
     b[size] = '\0';
-    const char *type = intake_photo_sniff(b, size);
+    const char *type = fb_photo_sniff(b, size);
     if (type) {
         FZ_CHECK(strcmp(type, "image/jpeg") == 0 || strcmp(type, "image/png") == 0,
                  "sniffing says JPEG or PNG");
-        FZ_CHECK(intake_photo_ext(type) != NULL, "a sniffed type has an extension");
+        FZ_CHECK(fb_photo_ext(type) != NULL, "a sniffed type has an extension");
         double lat = 0, lng = 0;
         bool got = strcmp(type, "image/png") == 0 ? png_gps(b, size, &lat, &lng)
                                                   : exif_gps(b, size, &lat, &lng);

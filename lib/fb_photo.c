@@ -1,10 +1,10 @@
-/* photo.c — the photo store: content-addressed files under data_dir/photos.
+/* fb_photo.c — the photo store (fb_photo.h).
  *
  * A photo's name is its SHA-256, so a resident who sends the same picture
  * twice (or a retry of the same request) stores it once, and two intake
  * requests writing the same photo at once cannot corrupt it: each writes its
  * own temporary file and rename() replaces atomically with identical bytes. */
-#include "photo.h"
+#include "fb_photo.h"
 #include "fb_common.h"
 #include "fb_log.h"
 
@@ -21,7 +21,7 @@
 static const unsigned char JPEG_MAGIC[] = {0xFF, 0xD8, 0xFF};
 static const unsigned char PNG_MAGIC[] = {0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A};
 
-const char *intake_photo_sniff(const void *bytes, size_t len) {
+const char *fb_photo_sniff(const void *bytes, size_t len) {
     if (bytes && len >= sizeof JPEG_MAGIC && memcmp(bytes, JPEG_MAGIC, sizeof JPEG_MAGIC) == 0)
         return "image/jpeg";
     if (bytes && len >= sizeof PNG_MAGIC && memcmp(bytes, PNG_MAGIC, sizeof PNG_MAGIC) == 0)
@@ -29,7 +29,7 @@ const char *intake_photo_sniff(const void *bytes, size_t len) {
     return NULL;
 }
 
-const char *intake_photo_ext(const char *content_type) {
+const char *fb_photo_ext(const char *content_type) {
     if (content_type && strcmp(content_type, "image/jpeg") == 0)
         return "jpg";
     if (content_type && strcmp(content_type, "image/png") == 0)
@@ -37,9 +37,9 @@ const char *intake_photo_ext(const char *content_type) {
     return NULL;
 }
 
-int intake_photo_path(const char *data_dir, const char *sha256_hex, const char *content_type,
+int fb_photo_path(const char *data_dir, const char *sha256_hex, const char *content_type,
                       char *out, size_t outlen) {
-    const char *ext = intake_photo_ext(content_type);
+    const char *ext = fb_photo_ext(content_type);
     if (!ext || strlen(sha256_hex) != 64)
         return FB_EINVAL;
     int n = snprintf(out, outlen, "%s/photos/%.2s/%s.%s", data_dir, sha256_hex, sha256_hex, ext);
@@ -93,7 +93,7 @@ static int write_all(int fd, const unsigned char *p, size_t len) {
     return 0;
 }
 
-int intake_store_durably(const char *dir, const char *name, const void *bytes, size_t len) {
+int fb_store_durably(const char *dir, const char *name, const void *bytes, size_t len) {
     char final[4096], tmp[4096];
     int n1 = snprintf(final, sizeof final, "%s/%s", dir, name);
     int n2 = snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, name);
@@ -122,9 +122,9 @@ fail : {
 }
 }
 
-int intake_photo_store(const char *data_dir, const void *bytes, size_t len, char sha256_hex[65],
+int fb_photo_store(const char *data_dir, const void *bytes, size_t len, char sha256_hex[65],
                        const char **content_type) {
-    const char *type = intake_photo_sniff(bytes, len);
+    const char *type = fb_photo_sniff(bytes, len);
     if (content_type)
         *content_type = type;
     if (!type)
@@ -138,9 +138,9 @@ int intake_photo_store(const char *data_dir, const void *bytes, size_t len, char
     int n2 = snprintf(sub, sizeof sub, "%s/%.2s", photos, sha256_hex);
     if (n1 < 0 || (size_t)n1 >= sizeof photos || n2 < 0 || (size_t)n2 >= sizeof sub)
         return FB_EINVAL;
-    snprintf(name, sizeof name, "%s.%s", sha256_hex, intake_photo_ext(type));
+    snprintf(name, sizeof name, "%s.%s", sha256_hex, fb_photo_ext(type));
     if ((rc = ensure_dir(photos, data_dir)) != 0 || (rc = ensure_dir(sub, photos)) != 0 ||
-        (rc = intake_store_durably(sub, name, bytes, len)) != 0) {
+        (rc = fb_store_durably(sub, name, bytes, len)) != 0) {
         fb_log(FB_LOG_ERROR, "event=photo_store_failed sha256=%s error=\"%s\"", sha256_hex,
                strerror(errno));
         return rc;
