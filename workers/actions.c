@@ -13,6 +13,7 @@
 #include "fb_rule.h"
 #include "fb_db.h"
 #include "fb_time.h"
+#include "grid.h"
 #include "teach.h"
 #include "worker.h"
 
@@ -398,7 +399,17 @@ static int do_reply(act_t *a) {
         rc = fb_casetx_exec(&a->t, s_withdraw_extension_sql, 2, wp);
     if (rc == 0)
         rc = act_exec1(a, s_stamp_reply_sql);
-    return rc ? rc : act_finish(a, to);
+    if (rc == 0)
+        rc = act_finish(a, to);
+    /* "Resolved" is verified on site by the grid before the residents are
+     * asked (核查); the task is the event's too. */
+    json_t *task = NULL;
+    if (rc == 0 && json_is_true(json_object_get(a->data, "resolved")))
+        rc = fb_grid_open_verification(&a->t, a->row.id, a->w->cfg.grid_verify_hours, &task);
+    if (task)
+        rc = fb_casetx_event(&a->t, a->row.id, "fenbo-worker", "verification_requested", task);
+    json_decref(task);
+    return rc;
 }
 
 /* The callback desk: the answer recorded as a rating (source 'callback')

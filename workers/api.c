@@ -17,6 +17,7 @@
 #include "fb_petition.h"
 #include "fb_text.h"
 #include "fb_token.h"
+#include "grid.h"
 #include "hotspot.h"
 #include "lifecycle.h"
 #include "stats.h"
@@ -42,6 +43,7 @@ enum {
     ROLE_DEPARTMENT = 1 << 5,
     ROLE_SUPERVISOR = 1 << 6,
     ROLE_ADMIN = 1 << 7,
+    ROLE_GRID = 1 << 8,
 };
 
 static const struct {
@@ -50,7 +52,7 @@ static const struct {
 } s_roles[] = {
     {"hotline", ROLE_HOTLINE},       {"miniapp", ROLE_MINIAPP},   {"open311", ROLE_OPEN311},
     {"mailbox", ROLE_MAILBOX},       {"operator", ROLE_OPERATOR}, {"department", ROLE_DEPARTMENT},
-    {"supervisor", ROLE_SUPERVISOR}, {"admin", ROLE_ADMIN},
+    {"supervisor", ROLE_SUPERVISOR}, {"admin", ROLE_ADMIN},       {"grid", ROLE_GRID},
 };
 
 /* Who reads cases, and who acts on them (a department only on its own). */
@@ -73,6 +75,7 @@ typedef struct {
     const char *role; /* static, from s_roles */
     unsigned role_bit;
     char *department; /* a department token's department, else NULL */
+    char *region;     /* a grid token's region (grid or community), else NULL */
     char actor[160];
     char token_name[128]; /* api_tokens.name, for training examples */
     char sqlstate[6];     /* of the last failed statement */
@@ -189,7 +192,7 @@ static bool authenticate(s_ctx_t *c) {
     }
     const char *params[] = {hash};
     PGresult *r = query(c,
-                        "SELECT id, role, department_code, name FROM api_tokens"
+                        "SELECT id, role, department_code, name, region_code FROM api_tokens"
                         " WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL"
                         " AND (expires_at IS NULL OR expires_at > now())",
                         1, params, PGRES_TUPLES_OK);
@@ -213,8 +216,11 @@ static bool authenticate(s_ctx_t *c) {
     if (!PQgetisnull(r, 0, 2))
         c->department = strdup(PQgetvalue(r, 0, 2));
     snprintf(c->token_name, sizeof c->token_name, "%s", PQgetvalue(r, 0, 3));
+    if (!PQgetisnull(r, 0, 4))
+        c->region = strdup(PQgetvalue(r, 0, 4));
     PQclear(r);
-    if (!c->role || (c->role_bit == ROLE_DEPARTMENT && !c->department)) {
+    if (!c->role || (c->role_bit == ROLE_DEPARTMENT && !c->department) ||
+        (c->role_bit == ROLE_GRID && !c->region)) {
         reply_error(c, 500, "internal", NULL, "token has no usable role");
         return false;
     }
@@ -534,6 +540,24 @@ static void h_hotspots(s_ctx_t *c) {
     count(c, fb_http_status(c->req));
 }
 
+/* ---- the grid (grid.c) ------------------------------------------------------ */
+
+static void h_case_verify(s_ctx_t *c) {
+    fb_actor_t who = {.role = c->role, .name = c->actor, .token_name = c->token_name};
+    fb_grid_verify(c->w, c->req, c->id, &who);
+    count(c, fb_http_status(c->req));
+}
+
+static void h_verifications(s_ctx_t *c) {
+    fb_grid_api_verifications(c->w, c->req);
+    count(c, fb_http_status(c->req));
+}
+
+static void h_street(s_ctx_t *c) {
+    fb_grid_api_street(c->w, c->req, c->department);
+    count(c, fb_http_status(c->req));
+}
+
 /* ---- routing ------------------------------------------------------------- */
 
 /* roles == 0: public (no token). */
@@ -560,6 +584,9 @@ static const struct {
     {"POST", "/api/v1/cases/{id}/callback", h_case_action, CASE_DESK},
     {"POST", "/api/v1/cases/{id}/close", h_case_action, CASE_DESK},
     {"POST", "/api/v1/cases/{id}/category", h_case_category, CASE_DESK},
+    {"POST", "/api/v1/cases/{id}/verify", h_case_verify, ROLE_GRID | ROLE_ADMIN},
+    {"GET", "/api/v1/verifications", h_verifications, CASE_READERS | ROLE_GRID},
+    {"GET", "/api/v1/street", h_street, ROLE_DEPARTMENT},
     {"GET", "/api/v1/stats", h_stats, CASE_READERS},
     {"GET", "/api/v1/stats/daily", h_stats_daily, ROLE_OPERATOR | ROLE_SUPERVISOR | ROLE_ADMIN},
     {"GET", "/dashboard", h_dashboard, 0},
@@ -639,7 +666,9 @@ void fb_api_handle(void *ud, fb_http_req_t *req) {
     /* Row-level security (schema/0007_rls.sql) sees this caller and nobody
      * else: a public route runs for nobody. The routes with a token refuse
      * to run when the database cannot be told. */
-    if (fb_dblink_context_set(c.w->db, c.role, c.department) != 0 && s_routes[i].roles) {
+    if (fb_dblink_context_set(c.w->db, c.role, c.role_bit == ROLE_GRID ? c.region : c.department) !=
+            0 &&
+        s_routes[i].roles) {
         reply_db_down(&c);
         goto done;
     }
@@ -653,4 +682,5 @@ done:
     fb_log(FB_LOG_INFO, "event=request method=%.10s path=%s status=%u ms=%llu actor=%s", method, p,
            c.status, (unsigned long long)(fb_mono_ms() - t0), c.actor[0] ? c.actor : "-");
     free(c.department);
+    free(c.region);
 }

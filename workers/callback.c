@@ -87,6 +87,9 @@ static const char s_superseded_sql[] =
     " AND (c.id, p.id) > ($4::bigint, $5::bigint)"                                                 \
     " AND NOT EXISTS (SELECT 1 FROM callback_tasks t"                                              \
     "  WHERE t.petition_id = p.id AND t.replied_event_id = e.id)"                                  \
+    /* a "resolved" the grid has not verified yet waits for it (核查) */                          \
+    " AND NOT EXISTS (SELECT 1 FROM verification_tasks v"                                          \
+    "  WHERE v.case_id = c.id AND v.outcome IS NULL)"                                              \
     " ORDER BY c.id, p.id LIMIT $3::int"
 static const char s_unscheduled_recent_sql[] =
     "SELECT c.id, p.id, e.id, (extract(epoch FROM e.at) * 1000000)::bigint, p.channel"

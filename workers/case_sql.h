@@ -23,7 +23,8 @@
     " 'kind', c.kind, 'accept_due', c.accept_due, 'reply_due', c.reply_due,"                       \
     " 'created_at', c.created_at, 'updated_at', c.updated_at,"                                     \
     " 'category_source', c.category_source, 'model_version', c.model_version,"                     \
-    " 'category_confidence', c.category_confidence,"                                               \
+    " 'category_confidence', c.category_confidence, 'found_by', c.found_by,"                       \
+    " 'grid_region_code', c.grid_region_code, 'solved_on_site', c.solved_on_site,"                 \
     " 'suggestions', " SQL_CASE_SUGGESTIONS ","                                                    \
     " 'tracking_nos', (SELECT coalesce(json_agg(p.tracking_no ORDER BY p.id), '[]'::json)"         \
     "  FROM petitions p WHERE p.case_id = c.id))"

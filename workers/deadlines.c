@@ -5,6 +5,7 @@
 #include "api_util.h"
 #include "callback.h"
 #include "fb_common.h"
+#include "grid.h"
 #include "fb_db.h"
 #include "fb_log.h"
 #include "hotspot.h"
@@ -332,7 +333,7 @@ typedef struct {
     uint64_t sweeps, full_sweeps, failures;
     uint64_t actions[FB_TIMER_ACTION_COUNT];
     uint64_t callbacks[FB_CALLBACK_STEP_COUNT];
-    uint64_t hotspot_alerts, hotspot_grown;
+    uint64_t hotspot_alerts, hotspot_grown, verifications_escalated;
 } s_metrics_t;
 
 /* A sweep goes through these phases: the timer actions (in their order),
@@ -341,6 +342,7 @@ enum {
     PHASE_CALLBACKS = FB_TIMER_ACTION_COUNT,
     PHASE_HOTSPOTS = PHASE_CALLBACKS + FB_CALLBACK_STEP_COUNT,
     PHASE_HOTSPOT_NOTES,
+    PHASE_VERIFICATIONS, /* overdue verifications to the street office (grid.c) */
     PHASE_COUNT
 };
 
@@ -457,6 +459,10 @@ static int phase_batch(fb_timers_t *t, PGconn *db, bool *through) {
     } else if (t->phase == PHASE_HOTSPOT_NOTES) {
         rc = fb_hotspot_note(db, NOTE_BATCH, &scanned);
         *through = scanned < NOTE_BATCH;
+    } else if (t->phase == PHASE_VERIFICATIONS) {
+        rc = fb_grid_escalate(db, NOTE_BATCH, &done);
+        t->m.verifications_escalated += (uint64_t)done;
+        *through = done < NOTE_BATCH;
     } else if (t->hotspot_ms == 0 ||
                fb_mono_ms() - t->hotspot_ms >= (uint64_t)cfg->worker_hotspot_every_s * 1000) {
         /* A day back now and then; otherwise the window and the time since
@@ -640,7 +646,12 @@ int fb_timers_metrics(const fb_timers_t *t, char *out, size_t outlen) {
                       "# HELP fenbo_worker_hotspot_grown_total Times a hotspot alert took in "
                       "further petitions.\n"
                       "# TYPE fenbo_worker_hotspot_grown_total counter\n"
-                      "fenbo_worker_hotspot_grown_total %llu\n",
-                      (unsigned long long)m->hotspot_alerts, (unsigned long long)m->hotspot_grown);
+                      "fenbo_worker_hotspot_grown_total %llu\n"
+                      "# HELP fenbo_worker_verifications_escalated_total Overdue verifications "
+                      "(核查) escalated to the street office.\n"
+                      "# TYPE fenbo_worker_verifications_escalated_total counter\n"
+                      "fenbo_worker_verifications_escalated_total %llu\n",
+                      (unsigned long long)m->hotspot_alerts, (unsigned long long)m->hotspot_grown,
+                      (unsigned long long)m->verifications_escalated);
     return ok ? (int)n : -1;
 }

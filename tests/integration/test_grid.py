@@ -14,8 +14,7 @@ tokens, on a real cluster migrated and loaded with the demo city:
   the verifications on time and the rejections, per grid and per street,
   and GET /api/v1/stats?by=grid answers them through the real worker.
 
-The intake's grid channel and the worker's verify action are not built; this
-test covers what is."""
+The whole path through the daemons is test_grid_flow's."""
 
 import subprocess
 
