@@ -226,6 +226,8 @@ static bool authenticate(s_ctx_t *c) {
     }
     if (c->role_bit == ROLE_DEPARTMENT)
         snprintf(c->actor, sizeof c->actor, "dept:%s", c->department);
+    else if (c->role_bit == ROLE_GRID) /* as intake names the reporter */
+        snprintf(c->actor, sizeof c->actor, "grid:%s", c->token_name);
     else
         snprintf(c->actor, sizeof c->actor, "%s:%lld", c->role, c->token_id);
     return true;
