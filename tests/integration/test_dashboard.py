@@ -86,7 +86,8 @@ class Dom(html.parser.HTMLParser):
         a = dict(attrs)
         if "id" in a:
             self.classes[a["id"]] = a.get("class", "")
-            if a["id"] in ("overdue", "hotspots", "overdue-count", "status", "period-label"):
+            if a["id"] in ("overdue", "hotspots", "grid", "overdue-count", "status",
+                           "period-label"):
                 self._text_ids.append([a["id"], tag, 0])
                 self.texts.setdefault(a["id"], "")
         for t in self._text_ids:
@@ -388,6 +389,13 @@ def run():
         else:
             log("no /api/v1/overdue on this worker (%s): the page shows the stats' counts" % st)
         ck.check(dom.texts.get("hotspots", "").strip() != "", "hotspots section empty")
+        # The grid's card shows GET /api/v1/stats?by=grid: here the
+        # verifications opened by the departments' "resolved" replies.
+        st, grid = c.worker("GET", "/api/v1/stats?by=grid", sup)
+        text = dom.texts.get("grid", "")
+        ck.check(st == 200 and grid["rows"]
+                 and all((r["name"] or r["key"]) in text for r in grid["rows"]),
+                 "the grid card %r shows by=grid's rows %s %r" % (text[:200], st, grid))
         ck.check("更新于" in dom.texts.get("status", ""),
                  "status does not say it refreshed: %r" % dom.texts.get("status"))
 
