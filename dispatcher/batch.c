@@ -187,19 +187,22 @@ static json_t *cases_json(const router_t *rt, batch_item_t *items, size_t n) {
             if (it->emergency && strcmp(it->route.urgency, "normal") == 0)
                 it->route.urgency = "urgent";
         }
-        o = json_pack(
-            "{s:I,s:I,s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "i",
-            (json_int_t)i, "petition_id", (json_int_t)it->petition_id, "new_id",
-            (json_int_t)it->case_id, "tracking_no", it->p->tracking_no, "status",
-            on_site ? "closed" : it->route.department ? "dispatched" : "manual", "department_code",
-            str_or_null(it->route.department), "rule_id", r ? json_integer(r->id) : json_null(),
-            "rule_name", str_or_null(r ? r->name : NULL), "category", str_or_null(it->p->category),
-            "region_code", str_or_null(it->region_code), "urgency", it->route.urgency, "kind",
-            it->p->kind, "lat", it->p->has_location ? json_real(it->p->lat) : json_null(), "lng",
-            it->p->has_location ? json_real(it->p->lng) : json_null(), "accept_due",
-            time_or_null(it->route.department ? it->route.accept_due : 0), "reply_due",
-            time_or_null(it->route.department ? it->route.reply_due : 0), "assists",
-            assists_json(r));
+        o = json_pack("{s:I,s:I,s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "i",
+                      (json_int_t)i, "petition_id", (json_int_t)it->petition_id, "new_id",
+                      (json_int_t)it->case_id, "tracking_no", it->p->tracking_no, "status",
+                      on_site                ? "closed"
+                      : it->route.department ? "dispatched"
+                                             : "manual",
+                      "department_code", str_or_null(it->route.department), "rule_id",
+                      r ? json_integer(r->id) : json_null(), "rule_name",
+                      str_or_null(r ? r->name : NULL), "category", str_or_null(it->p->category),
+                      "region_code", str_or_null(it->region_code), "urgency", it->route.urgency,
+                      "kind", it->p->kind, "lat",
+                      it->p->has_location ? json_real(it->p->lat) : json_null(), "lng",
+                      it->p->has_location ? json_real(it->p->lng) : json_null(), "accept_due",
+                      time_or_null(it->route.department ? it->route.accept_due : 0), "reply_due",
+                      time_or_null(it->route.department ? it->route.reply_due : 0), "assists",
+                      assists_json(r));
         json_object_set_new(o, "category_source", str_or_null(it->cls.source));
         json_object_set_new(o, "model_version",
                             it->cls.model_version ? json_integer(it->cls.model_version)

@@ -138,8 +138,9 @@ static void publish(dispatcher_t *d) {
         /* A case closed on the spot by a grid worker goes to nobody. */
         if (!it->is_new || it->p->resolved_on_site) {
             if (it->is_new)
-                fb_log(FB_LOG_INFO, "event=solved_on_site tracking_no=%s case_id=%" PRId64
-                       " region=%s", it->p->tracking_no, it->case_id, it->p->grid_region);
+                fb_log(FB_LOG_INFO,
+                       "event=solved_on_site tracking_no=%s case_id=%" PRId64 " region=%s",
+                       it->p->tracking_no, it->case_id, it->p->grid_region);
             continue;
         }
         json_t *j = batch_assignment_json(d->items, it);

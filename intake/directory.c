@@ -96,10 +96,10 @@ static int snapshot_from_json(const json_t *j, s_snapshot_t *out) {
         const char *role = json_string_value(json_object_get(v, "role"));
         const char *region = json_string_value(json_object_get(v, "region"));
         const char *name = json_string_value(json_object_get(v, "name"));
-        s_token_t *t = role && strlen(role) < sizeof t->role &&
-                               (!region || strlen(region) < sizeof t->region)
-                           ? calloc(1, sizeof *t)
-                           : NULL;
+        s_token_t *t =
+            role && strlen(role) < sizeof t->role && (!region || strlen(region) < sizeof t->region)
+                ? calloc(1, sizeof *t)
+                : NULL;
         if (t) {
             snprintf(t->role, sizeof t->role, "%s", role);
             snprintf(t->region, sizeof t->region, "%s", region ? region : "");

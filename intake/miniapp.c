@@ -453,8 +453,7 @@ static int store_photos(intake_t *in, const s_form_t *f, fb_petition_t *p, intak
     for (size_t i = 0; i < f->nphotos; i++) {
         char sha[65];
         const char *type;
-        if (fb_photo_store(in->cfg.data_dir, f->photos[i].data, f->photos[i].len, sha, &type) !=
-            0)
+        if (fb_photo_store(in->cfg.data_dir, f->photos[i].data, f->photos[i].len, sha, &type) != 0)
             return intake_refuse(
                 err, 503, "photo_store_failed", "photo",
                 "photo %zu could not be stored; retry with the same Idempotency-Key", i + 1);
@@ -553,8 +552,8 @@ void intake_grid_http(intake_t *in, fb_http_req_t *req) {
     if (!intake_authorize(in, req, roles))
         return;
     intake_token_info_t grid;
-    if (!intake_directory_token(
-            in->dir, fb_token_from_header(fb_http_header(req, "Authorization")), &grid) ||
+    if (!intake_directory_token(in->dir, fb_token_from_header(fb_http_header(req, "Authorization")),
+                                &grid) ||
         !grid.region) {
         fb_http_error(req, 403, "forbidden", NULL, "this grid token is bound to no area");
         return;

@@ -67,7 +67,7 @@ typedef struct fb_config {
     int worker_stats_connections;
     int worker_catchup_s;
     char *intake_db_user, *dispatch_db_user, *worker_db_user; /* login roles (0017) */
-    int grid_verify_hours; /* [grid] verify_hours */
+    int grid_verify_hours;                                    /* [grid] verify_hours */
     char *worker_db_role; /* SET ROLE after connecting: row-level security (0007) */
     /* [worker] SLA timers, callbacks (回访) and hotspots (workers/deadlines.c…) */
     int worker_timers_s;

@@ -76,8 +76,10 @@ static bool ring_flips(const json_t *ring, double lat, double lng) {
     size_t n = json_array_size(ring);
     for (size_t i = 0, j = n ? n - 1 : 0; i < n; j = i++) {
         const json_t *a = json_array_get(ring, i), *b = json_array_get(ring, j);
-        double ax = json_number_value(json_array_get(a, 0)), ay = json_number_value(json_array_get(a, 1));
-        double bx = json_number_value(json_array_get(b, 0)), by = json_number_value(json_array_get(b, 1));
+        double ax = json_number_value(json_array_get(a, 0)),
+               ay = json_number_value(json_array_get(a, 1));
+        double bx = json_number_value(json_array_get(b, 0)),
+               by = json_number_value(json_array_get(b, 1));
         if ((ay > lat) != (by > lat) && lng < (bx - ax) * (lat - ay) / (by - ay) + ax)
             inside = !inside;
     }

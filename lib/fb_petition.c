@@ -63,14 +63,14 @@ json_t *fb_petition_to_json(const fb_petition_t *p) {
                          ? json_pack("{s:o,s:o}", "name", str_or_null(p->caller_name), "phone",
                                      str_or_null(p->caller_phone))
                          : json_null();
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:b,s:O}", "tracking_no",
-                     p->tracking_no, "channel", p->channel, "idem_key", p->idem_key, "received_at",
-                     fb_time_format(p->received_at_us, rcv, sizeof rcv), "spooled_at",
-                     fb_time_format(p->spooled_at_us, spl, sizeof spl), "caller", caller, "content",
-                     p->content, "content_norm", p->content_norm, "category",
-                     str_or_null(p->category), "address", str_or_null(p->address), "location", loc,
-                     "urgency", p->urgency, "kind", p->kind, "callback", p->callback, "raw",
-                     p->raw ? p->raw : json_null());
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:b,s:O}", "tracking_no",
+                  p->tracking_no, "channel", p->channel, "idem_key", p->idem_key, "received_at",
+                  fb_time_format(p->received_at_us, rcv, sizeof rcv), "spooled_at",
+                  fb_time_format(p->spooled_at_us, spl, sizeof spl), "caller", caller, "content",
+                  p->content, "content_norm", p->content_norm, "category", str_or_null(p->category),
+                  "address", str_or_null(p->address), "location", loc, "urgency", p->urgency,
+                  "kind", p->kind, "callback", p->callback, "raw", p->raw ? p->raw : json_null());
     if (j && p->grid_region &&
         json_object_set_new(j, "grid",
                             json_pack("{s:s,s:s,s:b}", "region", p->grid_region, "worker",

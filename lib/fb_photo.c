@@ -37,8 +37,8 @@ const char *fb_photo_ext(const char *content_type) {
     return NULL;
 }
 
-int fb_photo_path(const char *data_dir, const char *sha256_hex, const char *content_type,
-                      char *out, size_t outlen) {
+int fb_photo_path(const char *data_dir, const char *sha256_hex, const char *content_type, char *out,
+                  size_t outlen) {
     const char *ext = fb_photo_ext(content_type);
     if (!ext || strlen(sha256_hex) != 64)
         return FB_EINVAL;
@@ -123,7 +123,7 @@ fail : {
 }
 
 int fb_photo_store(const char *data_dir, const void *bytes, size_t len, char sha256_hex[65],
-                       const char **content_type) {
+                   const char **content_type) {
     const char *type = fb_photo_sniff(bytes, len);
     if (content_type)
         *content_type = type;

@@ -21,8 +21,8 @@ const char *fb_photo_ext(const char *content_type);
 
 /* Writes the path of a stored photo into out ("<data_dir>/photos/ab/<sha>.jpg").
  * Returns 0, or FB_EINVAL when the type is unknown or out is too small. */
-int fb_photo_path(const char *data_dir, const char *sha256_hex, const char *content_type,
-                      char *out, size_t outlen);
+int fb_photo_path(const char *data_dir, const char *sha256_hex, const char *content_type, char *out,
+                  size_t outlen);
 
 /* Stores a photo: sniffs it (FB_EINVAL and nothing written unless it is a
  * JPEG or PNG), hashes it with SHA-256 into sha256_hex (lower-case, NUL
@@ -36,6 +36,6 @@ int fb_photo_path(const char *data_dir, const char *sha256_hex, const char *cont
 int fb_store_durably(const char *dir, const char *name, const void *bytes, size_t len);
 
 int fb_photo_store(const char *data_dir, const void *bytes, size_t len, char sha256_hex[65],
-                       const char **content_type);
+                   const char **content_type);
 
 #endif

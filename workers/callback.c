@@ -86,8 +86,9 @@ static const char s_superseded_sql[] =
 #define SQL_UNSCHEDULED_WHERE                                                                      \
     " AND (c.id, p.id) > ($4::bigint, $5::bigint)"                                                 \
     " AND NOT EXISTS (SELECT 1 FROM callback_tasks t"                                              \
-    "  WHERE t.petition_id = p.id AND t.replied_event_id = e.id)"                                  \
-    /* a "resolved" the grid has not verified yet waits for it (核查) */                          \
+    "  WHERE t.petition_id = p.id AND t.replied_event_id = e.id)" /* a "resolved" the grid has not \
+                                                                     verified yet waits for it     \
+                                                                     (核查) */                   \
     " AND NOT EXISTS (SELECT 1 FROM verification_tasks v"                                          \
     "  WHERE v.case_id = c.id AND v.outcome IS NULL)"                                              \
     " ORDER BY c.id, p.id LIMIT $3::int"

@@ -216,9 +216,8 @@ int fb_casetx_reopen(fb_casetx_t *t, fb_case_row_t *row, const char *actor, cons
     if (rc == 0)
         rc = fb_casetx_set_status(t, row->id, FB_CASE_REOPENED);
     if (rc == 0) {
-        json_t *data = json_pack("{s:s,s:O,s:s,s:s,s:s}", "reason", reason, key, why,
-                                 "department", row->department, "accept_due", acc, "reply_due",
-                                 rep);
+        json_t *data = json_pack("{s:s,s:O,s:s,s:s,s:s}", "reason", reason, key, why, "department",
+                                 row->department, "accept_due", acc, "reply_due", rep);
         rc = data ? fb_casetx_event(t, row->id, actor, event, data) : FB_ENOMEM;
         json_decref(data);
     }

@@ -32,7 +32,7 @@ typedef struct fb_dblink fb_dblink_t;
  * fenbo.region (schema/0016_grid.sql), all at once, so that no query ever
  * sees one without the others. */
 #define FB_DBLINK_CONTEXT_SQL                                                                      \
-    "SELECT set_config('fenbo.role', $1, false), set_config('fenbo.department', $2, false),"      \
+    "SELECT set_config('fenbo.role', $1, false), set_config('fenbo.department', $2, false),"       \
     " set_config('fenbo.region', CASE WHEN $1 = 'grid' THEN coalesce($2, '') ELSE '' END, false)"
 
 /* Called on the loop each time a connection has just been (re)established. */

@@ -63,8 +63,8 @@ int fb_grid_open_verification(fb_casetx_t *t, int64_t case_id, int verify_hours,
     if (!r)
         return FB_EDB;
     if (PQntuples(r) == 1) {
-        *task = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)atoll(PQgetvalue(r, 0, 0)),
-                          "region", PQgetvalue(r, 0, 1), "due", PQgetvalue(r, 0, 2));
+        *task = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)atoll(PQgetvalue(r, 0, 0)), "region",
+                          PQgetvalue(r, 0, 1), "due", PQgetvalue(r, 0, 2));
         fb_log(FB_LOG_INFO, "event=verification_opened case_id=%s region=%s due=%s", idb,
                PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
     }
@@ -326,16 +326,16 @@ void fb_grid_verify(fb_worker_t *w, fb_http_req_t *req, int64_t case_id, const f
         json_object_set_new(data, "reason", json_string(d.reason));
     if (d.note)
         json_object_set_new(data, "note", json_string(d.note));
-    if (fb_casetx_event(&t, case_id, who->name,
-                        d.confirmed ? "verified" : "verification_rejected", data) != 0)
+    if (fb_casetx_event(&t, case_id, who->name, d.confirmed ? "verified" : "verification_rejected",
+                        data) != 0)
         goto db_failed;
     /* The case's own row: updated_at, and the lifecycle's move on a
      * rejection (written as the system's job, as the ratings job reopens). */
     if (as_system(&t) != 0)
         goto db_failed;
     if (!d.confirmed) {
-        if (fb_casetx_reopen(&t, &row, who->name, "verification_rejected", "verification",
-                             data) != 0)
+        if (fb_casetx_reopen(&t, &row, who->name, "verification_rejected", "verification", data) !=
+            0)
             goto db_failed;
     } else if (fb_casetx_set_status(&t, case_id, row.status) != 0) {
         goto db_failed;

@@ -104,10 +104,11 @@ END_TEST
 /* A square with a square hole, and a MultiPolygon of it and a far square,
  * as ST_AsGeoJSON writes them ([lng, lat]). */
 START_TEST(test_point_in_geojson) {
-    json_t *poly = json_loads("{\"type\":\"Polygon\",\"coordinates\":["
-                              "[[120,30],[121,30],[121,31],[120,31],[120,30]],"
-                              "[[120.4,30.4],[120.6,30.4],[120.6,30.6],[120.4,30.6],[120.4,30.4]]]}",
-                              0, NULL);
+    json_t *poly =
+        json_loads("{\"type\":\"Polygon\",\"coordinates\":["
+                   "[[120,30],[121,30],[121,31],[120,31],[120,30]],"
+                   "[[120.4,30.4],[120.6,30.4],[120.6,30.6],[120.4,30.6],[120.4,30.4]]]}",
+                   0, NULL);
     ck_assert_ptr_nonnull(poly);
     ck_assert(fb_geo_in_geojson(poly, 30.2, 120.2));
     ck_assert(!fb_geo_in_geojson(poly, 30.5, 120.5)); /* in the hole */

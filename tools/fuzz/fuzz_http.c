@@ -158,8 +158,8 @@ unsigned fz_http_finish(fb_http_req_t *r) {
  * key gets, after the petition passed the checks every accepted one must. */
 void __wrap_intake_submit(intake_t *in, fb_petition_t *p, intake_done_cb cb, void *ud);
 void __wrap_intake_submit_http(intake_t *in, fb_http_req_t *req, fb_petition_t *p);
-int __wrap_fb_photo_store(const char *data_dir, const void *bytes, size_t len,
-                              char sha256_hex[65], const char **content_type);
+int __wrap_fb_photo_store(const char *data_dir, const void *bytes, size_t len, char sha256_hex[65],
+                          const char **content_type);
 
 void __wrap_intake_submit(intake_t *in, fb_petition_t *p, intake_done_cb cb, void *ud) {
     (void)in;
@@ -177,8 +177,8 @@ void __wrap_intake_submit_http(intake_t *in, fb_http_req_t *req, fb_petition_t *
 
 /* Photos are only sniffed (what the real store refuses), not hashed or
  * written: a fuzzer's thousands of new photos stay off the disk. */
-int __wrap_fb_photo_store(const char *data_dir, const void *bytes, size_t len,
-                              char sha256_hex[65], const char **content_type) {
+int __wrap_fb_photo_store(const char *data_dir, const void *bytes, size_t len, char sha256_hex[65],
+                          const char **content_type) {
     (void)data_dir;
     const char *type = fb_photo_sniff(bytes, len);
     if (!type)
