@@ -148,9 +148,6 @@ static const s_option_t s_options[] = {
         "requests a client address may send at once before rate_per_s applies"),
     OPT("worker", "catchup_s", T_INT, worker_catchup_s, 1, 3600, "5", true,
         "how often a worker looks in PostgreSQL for what the bus did not bring"),
-    OPT("grid", "verify_hours", T_INT, grid_verify_hours, 1, 720, "24", true,
-        "working hours a grid worker has to verify a department's \"resolved\" on site (核查); "
-        "overdue verifications escalate to the street office"),
     OPT("worker", "db_user", T_STR, worker_db_user, 0, 0, "fenbo_worker", false,
         "the role a worker logs in as (overrides the user of [db] conninfo; empty: conninfo's); "
         "a member of db_role, so row-level security applies from the first statement"),
@@ -181,6 +178,9 @@ static const s_option_t s_options[] = {
     OPT("worker", "classify_retrain_every_h", T_INT, classify_retrain_every_h, 0, 8760, "24", true,
         "retrain the classifier this often, in hours, when operators added examples since the "
         "last model (0: never; `fenboctl classify train` on demand)"),
+    OPT("grid", "verify_hours", T_INT, grid_verify_hours, 1, 720, "24", true,
+        "working hours a grid worker has to verify a department's \"resolved\" on site (核查); "
+        "overdue verifications escalate to the street office"),
 };
 
 static void set_str(char **dst, const char *v) {

@@ -112,6 +112,8 @@ int act_do_assist(act_t *a) {
     const char *ip[] = {a->id, list, acc};
     if ((rc = fb_casetx_exec(&a->t, s_add_assists_sql, 3, ip)) != 0)
         goto done;
+    if (a->street) /* 吹哨 by the street office, not by the lead */
+        json_object_set_new(a->data, "street_office", json_string(a->who->department));
     rc = act_finish(a, to);
 done:
     PQclear(r);

@@ -22,6 +22,7 @@ typedef struct {
     fb_casetx_t t;
     fb_case_row_t row;
     json_t *data; /* the request's fields, then what the move decided: the event's data */
+    bool street;  /* a street office 吹哨 on a case in its street it does not lead */
     char id[24];
 } act_t;
 

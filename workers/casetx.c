@@ -72,6 +72,13 @@ PGresult *fb_casetx_query(fb_casetx_t *t, const char *sql, int n, const char *co
     return NULL;
 }
 
+int fb_casetx_as_system(fb_casetx_t *t) {
+    PGresult *r = fb_casetx_query(t, "SELECT set_config('fenbo.role', 'system', true)", 0, NULL,
+                                  PGRES_TUPLES_OK);
+    PQclear(r);
+    return r ? 0 : FB_EDB;
+}
+
 int fb_casetx_exec(fb_casetx_t *t, const char *sql, int n, const char *const *params) {
     PGresult *r = fb_casetx_query(t, sql, n, params, PGRES_COMMAND_OK);
     PQclear(r);

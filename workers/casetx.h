@@ -39,6 +39,12 @@ PGresult *fb_casetx_query(fb_casetx_t *t, const char *sql, int n, const char *co
 /* A command (no rows). Returns 0 or FB_EDB. */
 int fb_casetx_exec(fb_casetx_t *t, const char *sql, int n, const char *const *params);
 
+/* The rest of the transaction runs as the worker's own jobs do (fenbo.role
+ * 'system', set locally: the session's caller comes back at COMMIT or
+ * ROLLBACK). For a move whose right PostgreSQL has just checked as the
+ * caller, and whose consequences reach rows the caller's policies do not. */
+int fb_casetx_as_system(fb_casetx_t *t);
+
 /* Locks case `id` (SELECT … FOR UPDATE) and reads it. scope: a department
  * code (only a case it has an assignment on is found) or NULL. Returns 0,
  * FB_ENOTFOUND, FB_EDB, or FB_EINVAL for a status the lifecycle does not

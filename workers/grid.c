@@ -28,13 +28,6 @@
 #define MAX_PHOTOS      9
 #define MAX_FIELD_BYTES 8192
 
-/* The rest of the transaction runs for the system's jobs. */
-static int as_system(fb_casetx_t *t) {
-    PGresult *r = fb_casetx_query(t, "SELECT set_config('fenbo.role', 'system', true)", 0, NULL,
-                                  PGRES_TUPLES_OK);
-    PQclear(r);
-    return r ? 0 : FB_EDB;
-}
 
 /* A task for the grid (or community) holding the case's point, to the
  * street office of that region, unless one is open already. $1 case, $2 due. */
@@ -56,7 +49,7 @@ int fb_grid_open_verification(fb_casetx_t *t, int64_t case_id, int verify_hours,
     if (rc)
         return rc;
     snprintf(idb, sizeof idb, "%" PRId64, case_id);
-    if ((rc = as_system(t)) != 0)
+    if ((rc = fb_casetx_as_system(t)) != 0)
         return rc;
     const char *params[] = {idb, due};
     PGresult *r = fb_casetx_query(t, s_open_sql, 2, params, PGRES_TUPLES_OK);
@@ -331,7 +324,7 @@ void fb_grid_verify(fb_worker_t *w, fb_http_req_t *req, int64_t case_id, const f
         goto db_failed;
     /* The case's own row: updated_at, and the lifecycle's move on a
      * rejection (written as the system's job, as the ratings job reopens). */
-    if (as_system(&t) != 0)
+    if (fb_casetx_as_system(&t) != 0)
         goto db_failed;
     if (!d.confirmed) {
         if (fb_casetx_reopen(&t, &row, who->name, "verification_rejected", "verification", data) !=

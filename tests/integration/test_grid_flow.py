@@ -18,6 +18,8 @@ real daemons (intake, dispatcher, worker) on the demo city:
 - an overdue verification is escalated to the street office by the timers,
   and the street office's list (GET /api/v1/street) shows the grid's
   reports and that verification;
+- the street office 吹哨 on a case in its street that a city bureau leads
+  (its departments join as assists); another street's office cannot;
 - GET /api/v1/stats?by=grid and ?by=street carry the grid's figures."""
 
 import json
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from harness import SOURCE_DIR, Checks, Cluster, log, main
+from harness import SOURCE_DIR, Checks, Cluster, log, main, order
 
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "fixtures", "photos"))
 import make_photos  # noqa: E402  (test data built with the standard library)
@@ -230,6 +232,38 @@ def run():
                  "the street office's list: %s %r" % (st, body))
         st, body = c.worker("GET", "/api/v1/street", dept_token("chengguan"))
         ck.check(st == 403, "a bureau holds no street: %s %r" % (st, body))
+
+        # ---- 吹哨: the street summons departments to a bureau's case ---------------------
+        st, body = c.post_order(order("GRID-WHISTLE-1", "江城路人行道大面积塌陷，有个大坑",
+                                      category="030101", location={"lat": POINT_A3[0],
+                                                                   "lng": POINT_A3[1],
+                                                                   "crs": "wgs84"}))
+        ck.check(st == 202, "a hotline order in the street: %s %r" % (st, body))
+        bureau_case = c.wait_until(lambda: (c.sql(
+            "SELECT c.id, c.department_code FROM petitions p JOIN cases c ON c.id = p.case_id"
+            " WHERE p.tracking_no = :'t'", t=body["tracking_no"]) or [None])[0], 30, "its case")
+        ck.check(bureau_case["department_code"] not in (None, STREET_OFFICE),
+                 "led by a city bureau: %r" % bureau_case)
+        bt = dept_token(bureau_case["department_code"])
+        st, b = c.worker("POST", "/api/v1/cases/%d/accept" % bureau_case["id"], bt, {})
+        ck.check(st == 200, "the bureau signs: %s %r" % (st, b))
+        other = c.create_token("department", department="jd_fengshan")
+        st, b = c.worker("POST", "/api/v1/cases/%d/assist" % bureau_case["id"], other,
+                         {"departments": ["chengguan"]})
+        ck.check(st in (403, 404), "another street's office cannot 吹哨: %s %r" % (st, b))
+        st, b = c.worker("POST", "/api/v1/cases/%d/assist" % bureau_case["id"], street,
+                         {"departments": ["chengguan"], "note": "请城管协同处置"})
+        ck.check(st == 200, "the street office 吹哨: %s %r" % (st, b))
+        roles = {(r["department_code"], r["role"]) for r in c.sql(
+            "SELECT department_code, role FROM assignments WHERE case_id = :'c'",
+            c=bureau_case["id"])}
+        ck.check(("chengguan", "assist") in roles
+                 and (bureau_case["department_code"], "lead") in roles,
+                 "chengguan assists, the bureau still leads: %r" % roles)
+        ev = c.sql("SELECT actor, data->>'street_office' AS s FROM case_events WHERE case_id = :'c'"
+                   " AND type = 'assist_requested'", c=bureau_case["id"])
+        ck.check(ev == [{"actor": "dept:" + STREET_OFFICE, "s": STREET_OFFICE}],
+                 "the assist's event: %r" % ev)
 
         # ---- rates -------------------------------------------------------------------------
         st, body = c.worker("GET", "/api/v1/stats?by=grid", c.tokens["supervisor"])
