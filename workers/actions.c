@@ -539,11 +539,11 @@ static s_move_fn choose(act_t *a) {
  * its lead, 0 when not, -1 on failure. */
 static int street_office_of(act_t *a, const char *department) {
     const char *params[] = {a->id, department};
-    PGresult *r = fb_casetx_query(
-        &a->t,
-        "SELECT fenbo_street_covers(coalesce(region_code, grid_region_code))"
-        " AND department_code IS DISTINCT FROM $2 FROM cases WHERE id = $1::bigint",
-        2, params, PGRES_TUPLES_OK);
+    PGresult *r =
+        fb_casetx_query(&a->t,
+                        "SELECT fenbo_street_covers(coalesce(region_code, grid_region_code))"
+                        " AND department_code IS DISTINCT FROM $2 FROM cases WHERE id = $1::bigint",
+                        2, params, PGRES_TUPLES_OK);
     if (!r)
         return -1;
     int yes = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;

@@ -28,7 +28,6 @@
 #define MAX_PHOTOS      9
 #define MAX_FIELD_BYTES 8192
 
-
 /* A task for the grid (or community) holding the case's point, to the
  * street office of that region, unless one is open already. $1 case, $2 due. */
 static const char s_open_sql[] =
