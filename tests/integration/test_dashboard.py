@@ -396,6 +396,11 @@ def run():
         ck.check(st == 200 and grid["rows"]
                  and all((r["name"] or r["key"]) in text for r in grid["rows"]),
                  "the grid card %r shows by=grid's rows %s %r" % (text[:200], st, grid))
+        st, streets = c.worker("GET", "/api/v1/stats?by=street", sup)
+        with_grid = [r for r in streets.get("rows", []) if r.get("grid")] if st == 200 else []
+        ck.check(with_grid and "街道 street" in text
+                 and all((r["name"] or r["key"]) in text for r in with_grid),
+                 "the grid card shows the streets' grid figures %r: %r" % (with_grid, text[:300]))
         ck.check("更新于" in dom.texts.get("status", ""),
                  "status does not say it refreshed: %r" % dom.texts.get("status"))
 
