@@ -476,7 +476,7 @@ static void refused(intake_t *in, fb_http_req_t *req, const char *channel,
 static void report_http(intake_t *in, fb_http_req_t *req, const char *channel,
                         const intake_token_info_t *grid) {
     intake_error_t err = {0};
-    s_form_t form = {.photo_max = (size_t)in->cfg.fb_photo_max_bytes};
+    s_form_t form = {.photo_max = (size_t)in->cfg.intake_photo_max_bytes};
     fb_petition_t *p = NULL;
     const char *key = fb_http_header(req, "Idempotency-Key");
     if (!printable(key, MAX_KEY_BYTES, false)) {

@@ -66,7 +66,7 @@ static const s_option_t s_options[] = {
         "largest request body, in bytes (413 beyond)"),
     OPT("intake", "max_upload", T_INT, intake_max_upload, 1024, 1 << 30, "50331648", false,
         "largest body of an upload with photos, in bytes (413 beyond)"),
-    OPT("intake", "photo_max_bytes", T_INT, fb_photo_max_bytes, 1024, 64 << 20, "5242880", false,
+    OPT("intake", "photo_max_bytes", T_INT, intake_photo_max_bytes, 1024, 64 << 20, "5242880", false,
         "largest photo accepted, in bytes"),
     OPT("intake", "max_connections", T_INT, intake_max_connections, 1, 100000, "4096", false,
         "open HTTP connections at most"),

@@ -31,7 +31,7 @@ typedef struct fb_config {
     int intake_port;
     int intake_max_body;
     int intake_max_upload;
-    int fb_photo_max_bytes;
+    int intake_photo_max_bytes;
     int intake_max_connections;
     int intake_per_ip_connections;
     int intake_connection_timeout;
