@@ -479,8 +479,8 @@ int intake_mailbox_start(intake_t *in) {
     mb->in = in;
     mb->period_ms = (uint64_t)in->cfg.maildir_scan_s * 1000;
     mb->max_bytes = (size_t)in->cfg.intake_max_upload;
-    mb->limits =
-        (intake_mail_limits_t){MAX_PHOTOS, (size_t)in->cfg.intake_photo_max_bytes, MAX_CONTENT_BYTES};
+    mb->limits = (intake_mail_limits_t){MAX_PHOTOS, (size_t)in->cfg.intake_photo_max_bytes,
+                                        MAX_CONTENT_BYTES};
     char tmp_dir[PATH_BYTES];
     snprintf(mb->new_dir, sizeof mb->new_dir, "%s/new", root);
     snprintf(mb->cur_dir, sizeof mb->cur_dir, "%s/cur", root);
