@@ -636,6 +636,22 @@ static void log_path(const char *s, char *out, size_t outlen) {
     out[k] = '\0';
 }
 
+bool fb_api_is_upload(const char *path) {
+    size_t n = strlen(path);
+    return n > 7 && strncmp(path, "/api/v1/cases/", 14) == 0 &&
+           strcmp(path + n - 7, "/verify") == 0;
+}
+
+void fb_api_head(void *ud, fb_http_req_t *req) {
+    if (!fb_api_is_upload(fb_http_path(req)))
+        return;
+    s_ctx_t c = {.w = ud, .req = req};
+    if (authenticate(&c) && !(c.role_bit & (ROLE_GRID | ROLE_ADMIN)))
+        reply_error(&c, 403, "forbidden", NULL, "a %s token may not verify cases", c.role);
+    free(c.department);
+    free(c.region);
+}
+
 void fb_api_handle(void *ud, fb_http_req_t *req) {
     s_ctx_t c = {.w = ud, .req = req};
     uint64_t t0 = fb_mono_ms();

@@ -13,8 +13,16 @@
 
 #include "fb_http.h"
 
+#include <stdbool.h>
+
 /* The fb_http handler; ud is the fb_worker_t. Answers every request before
  * returning (the database calls are blocking in this version). */
 void fb_api_handle(void *ud, fb_http_req_t *req);
+
+/* Whether path takes an upload (a verification's photos): a larger body. */
+bool fb_api_is_upload(const char *path);
+/* The fb_http head handler: an upload without a known grid or admin token is
+ * answered (401/403) before a byte of its body is read. */
+void fb_api_head(void *ud, fb_http_req_t *req);
 
 #endif

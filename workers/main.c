@@ -41,14 +41,14 @@
 
 #define HTTP_MAX_BODY ((size_t)256 * 1024)
 /* A grid worker's verification may carry photos (as phones send them,
- * compressed): a larger body for that path only. */
+ * compressed): a larger body for that path only, whose token is checked
+ * on the request head (fb_api_head). */
 #define VERIFY_MAX_BODY ((size_t)8 * 1024 * 1024)
 
 static size_t body_limit(void *ud, const char *method, const char *path) {
     (void)ud;
     (void)method;
-    size_t n = strlen(path);
-    return n > 7 && strcmp(path + n - 7, "/verify") == 0 ? VERIFY_MAX_BODY : HTTP_MAX_BODY;
+    return fb_api_is_upload(path) ? VERIFY_MAX_BODY : HTTP_MAX_BODY;
 }
 
 static void on_catchup(uv_timer_t *t);
@@ -224,6 +224,7 @@ int main(int argc, char **argv) {
         .port = w->cfg.worker_port,
         .max_body = HTTP_MAX_BODY,
         .body_limit = body_limit,
+        .head_cb = fb_api_head,
         .max_connections = (unsigned)w->cfg.worker_max_connections,
         .per_ip_connections = (unsigned)w->cfg.worker_per_ip_connections,
         .timeout_s = (unsigned)w->cfg.worker_connection_timeout,

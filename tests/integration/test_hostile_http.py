@@ -4,7 +4,9 @@ HTTP daemons (lib/fb_http.c), row by row of the hostile probe:
 
   upload      a 40 MB mini-program upload without a token, announced with
               Expect: 100-continue: 401 at once, no "100 Continue", and the
-              body is never read (intake's RSS stays put);
+              body is never read (intake's RSS stays put); the worker's
+              verification upload likewise (401 without a token, 403 with
+              one that may not verify, 413 past 8 MiB);
   smuggling   Content-Length with Transfer-Encoding, two Content-Lengths, a
               bare CR in a header, HTTP/1.1 without Host: 400 (a NUL in a
               header: libmicrohttpd 0.9.75 ends the value there before fenbo
@@ -80,6 +82,20 @@ def run():
         s.close()
         grown = rss_kb(c.daemons["intake"].proc.pid) - before
         ck.check(grown < 4096, "intake did not buffer the refused body: RSS grew %d kB" % grown)
+
+        # The worker's one upload (a verification's photos, up to 8 MiB):
+        # refused on its head without a token, or with one that may not
+        # verify; beyond 8 MiB 413 whoever asks.
+        vhead = ("POST /api/v1/cases/1/verify HTTP/1.1\r\nHost: x\r\n"
+                 "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n"
+                 "%sExpect: 100-continue\r\n\r\n")
+        st = status_of(wp, (vhead % (6 << 20, "")).encode())
+        ck.check(st == 401, "a 6 MB verification without a token: 401 first, got %r" % st)
+        auth = "Authorization: Bearer %s\r\n" % c.tokens["operator"]
+        st = status_of(wp, (vhead % (6 << 20, auth)).encode())
+        ck.check(st == 403, "… with an operator's token: 403 first, got %r" % st)
+        st = status_of(wp, (vhead % (9 << 20, auth)).encode())
+        ck.check(st == 413, "a 9 MB verification: 413, got %r" % st)
 
         # Request smuggling material and broken heads, at both daemons.
         bad = {
