@@ -7,7 +7,8 @@ real daemons (intake, dispatcher, worker) on the demo city:
   a place: 422; "resolved_on_site" without a photo: 422; a channel token: 403;
 - fixed on the spot (with a photo): a case closed at once, found by the grid,
   solved on site, its events (solved_on_site, closed) in the worker's name,
-  no department's assignment;
+  no department's assignment; its retry answers 200 with the same number;
+- the place from a photo's EXIF GPS: inside the grid taken, elsewhere 403;
 - not fixed: dispatched by the rules (channel grid); the department signs
   and replies "resolved": a verification task (核查) for that grid, due in
   [grid] verify_hours working hours, and the callback waits for it;
@@ -146,6 +147,25 @@ def run():
                  "its events: %r" % ev)
         n = c.sql_value("SELECT count(*) FROM assignments WHERE case_id = :'c'", c=row["id"])
         ck.check(n == 0, "no department's assignment: %r" % n)
+        # A retry with the same Idempotency-Key: 200, the same tracking number.
+        st, again = up.post(intake, tok_a, [report_part("人行道上的共享单车乱停放，已挪开摆放整齐",
+                                                        POINT_A1, resolved_on_site=True,
+                                                        category="010101"),
+                                            photo("fixed")], key="g-fixed")
+        ck.check(st == 200 and again.get("tracking_no") == tn_fixed,
+                 "the retry: %s %r" % (st, again))
+        # The place from a photo's GPS when the report names none: inside the
+        # worker's grid taken, in another grid refused.
+        def gps_photo(point):
+            return ("photo", make_photos.jpeg(b"grid gps %f" % time.time(), gps=point),
+                    "image/jpeg")
+        st, body = up.post(intake, tok_a, [report_part("路边窨井盖松动"), gps_photo(POINT_A3)],
+                           key="g-exif-in")
+        ck.check(st == 202, "a place from EXIF inside the grid: %s %r" % (st, body))
+        st, body = up.post(intake, tok_a, [report_part("路边窨井盖松动"), gps_photo(POINT_B)],
+                           key="g-exif-out")
+        ck.check(st == 403 and body["error"]["code"] == "outside_area",
+                 "a place from EXIF in another grid: %s %r" % (st, body))
 
         # ---- dispatched, replied, verified ---------------------------------------------
         def grid_case(key, text, point):
@@ -269,13 +289,13 @@ def run():
         st, body = c.worker("GET", "/api/v1/stats?by=grid", c.tokens["supervisor"])
         rows = {r["key"]: r for r in body.get("rows", [])} if st == 200 else {}
         a = rows.get(GRID_A, {})
-        ck.check(a.get("found") == 4 and a.get("solved_on_site") == 1
+        ck.check(a.get("found") == 5 and a.get("solved_on_site") == 1
                  and a.get("verifications") == 3 and a.get("rejected") == 1,
                  "by=grid: %s %r" % (st, a))
         st, body = c.worker("GET", "/api/v1/stats?by=street", c.tokens["supervisor"])
         rows = {r["key"]: r for r in body.get("rows", [])} if st == 200 else {}
         g = (rows.get(STREET) or {}).get("grid") or {}
-        ck.check(g.get("found") == 4 and g.get("solved_on_site") == 1 and g.get("rejected") == 1
+        ck.check(g.get("found") == 5 and g.get("solved_on_site") == 1 and g.get("rejected") == 1
                  and "dispatched" in rows.get(STREET, {}), "by=street: %s %r" % (st, rows.get(STREET)))
         log("grid flow checks done")
         ck.finish()
