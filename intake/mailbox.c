@@ -19,8 +19,9 @@
  *    "charset_lossy", "body_format": "plain"|"html", "content_truncated",
  *    "photos": [{"sha256", "content_type", "bytes"}], "photos_skipped",
  *    "raw_message": {"sha256", "bytes", "file": "mail/<sha256>.eml"}}
- * Photos live in the shared photo store (photo.h), the raw message under
- * data_dir/mail/, both named by their SHA-256. */
+ * Photos live in the shared photo store (fb_photo.h), the raw message under
+ * data_dir/mail/ (a hard link to the Maildir file where it can be), both
+ * named by their SHA-256. */
 #include "fb_common.h"
 #include "fb_log.h"
 #include "fb_map.h"
@@ -104,14 +105,6 @@ static int ensure_dir(const char *dir) {
     return 0;
 }
 
-/* Keeps the raw message as mail_dir/<sha256>.eml, stored once per content
- * like photos. */
-static int store_raw(const char *mail_dir, const char *sha, const char *data, size_t len) {
-    char name[80];
-    snprintf(name, sizeof name, "%s.eml", sha);
-    return fb_store_durably(mail_dir, name, data, len);
-}
-
 /* dir + "/" + name into out; FB_EINVAL when it does not fit. */
 static int join_path(char *out, size_t outlen, const char *dir, const char *name) {
     int n = snprintf(out, outlen, "%s/%s", dir, name);
@@ -177,6 +170,27 @@ static void job_set(s_job_t *job, s_outcome_t outcome, const char *reason) {
 /* errno's text on a pool thread (GNU strerror_r: thread-safe). */
 static const char *errno_text(char *buf, size_t len) {
     return strerror_r(errno, buf, len);
+}
+
+/* Keeps the raw message as mail_dir/<sha256>.eml, stored once per content
+ * like photos: a hard link to the Maildir file (fd, open on new/<file>)
+ * when both lie on one filesystem — the message is then on disk once under
+ * two names, until the retention sweep removes both — else a copy. */
+static int store_raw(const struct intake_mailbox *mb, int fd, const char *file, const char *sha,
+                     const char *data, size_t len) {
+    char name[80], src[PATH_BYTES], dst[PATH_BYTES];
+    snprintf(name, sizeof name, "%s.eml", sha);
+    if (join_path(src, sizeof src, mb->new_dir, file) == 0 &&
+        join_path(dst, sizeof dst, mb->mail_dir, name) == 0 &&
+        (link(src, dst) == 0 || errno == EEXIST)) {
+        int d = open(mb->mail_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        bool durable = fsync(fd) == 0 && d >= 0 && fsync(d) == 0;
+        if (d >= 0)
+            close(d);
+        if (durable)
+            return 0;
+    }
+    return fb_store_durably(mb->mail_dir, name, data, len);
 }
 
 static void job_work(uv_work_t *w) {
@@ -255,7 +269,7 @@ static void job_work(uv_work_t *w) {
         free(ph->data); /* only its hash and size are needed from here on */
         ph->data = NULL;
     }
-    if (store_raw(mb->mail_dir, job->mail->raw_sha256, buf, len) != 0) {
+    if (store_raw(mb, fd, job->name, job->mail->raw_sha256, buf, len) != 0) {
         snprintf(why, sizeof why, "raw message store failed: %s", errno_text(eb, sizeof eb));
         job_set(job, OUT_RETRY, why);
         goto done;

@@ -183,8 +183,15 @@ def run():
         eml = os.path.join(c.data_dir, rm.get("file", "missing"))
         ck.check(os.path.isfile(eml) and open(eml, "rb").read() == good["gbk"],
                  "gbk: raw message not kept at %s" % eml)
-        ck.check(open(os.path.join(c.maildir, "cur", names["gbk"] + ":2,S"), "rb").read()
-                 == good["gbk"], "gbk: the file in cur/ is not the message delivered")
+        cur = os.path.join(c.maildir, "cur", names["gbk"] + ":2,S")
+        ck.check(open(cur, "rb").read() == good["gbk"],
+                 "gbk: the file in cur/ is not the message delivered")
+        # Kept once on disk: the data directory's name is a hard link to the
+        # Maildir file (both on one filesystem here).
+        if os.path.isfile(eml) and os.stat(c.data_dir).st_dev == os.stat(c.maildir).st_dev:
+            ck.check(os.stat(eml).st_ino == os.stat(cur).st_ino and os.stat(eml).st_nlink == 2,
+                     "gbk: the raw message is stored twice (inodes %d, %d)"
+                     % (os.stat(eml).st_ino, os.stat(cur).st_ino))
 
         has("gb18030", gen_mail.GB18030_SUBJECT, gen_mail.GB18030_BODY)
         ck.check(p["gb18030"]["kind"] == "help", "gb18030: kind %s" % p["gb18030"]["kind"])
