@@ -22,6 +22,7 @@
 #include "fb_log.h"
 #include "fb_text.h"
 #include "fb_token.h"
+#include "fb_upload.h"
 #include "intake.h"
 #include "fb_photo.h"
 
@@ -34,31 +35,11 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_PHOTOS        9
+#define MAX_PHOTOS        FB_UPLOAD_MAX_PHOTOS
 #define MAX_REPORT_BYTES  65536
 #define MAX_CONTENT_BYTES 15000 /* ~5,000 Chinese characters, as the hotline */
 #define MAX_KEY_BYTES     128
 #define MAX_OPENID_BYTES  64
-
-/* One part of the form, reassembled from the post processor's pieces. */
-typedef struct {
-    char *data;
-    size_t len, cap;
-    char declared[96]; /* the Content-Type the client gave the part, for messages */
-} s_part_t;
-
-/* What the form parser collects; err is set when a part was refused. */
-typedef struct {
-    size_t photo_max;
-    s_part_t report;
-    bool have_report;
-    s_part_t photos[MAX_PHOTOS];
-    size_t nphotos;
-    s_part_t *cur; /* the part the last piece belonged to */
-    bool failed;
-    intake_error_t err;
-    char field[72]; /* err.field for an unknown part: the parser's name dies with it */
-} s_form_t;
 
 /* 1..max characters, each printable ASCII (graph_only: no spaces either). */
 static bool printable(const char *s, size_t max, bool graph_only) {
@@ -71,111 +52,6 @@ static bool printable(const char *s, size_t max, bool graph_only) {
             return false;
     }
     return true;
-}
-
-/* Copies what a client named (a part's name or type) for an error message:
- * printable ASCII only, so that the JSON error is always valid UTF-8. */
-static void copy_label(char *dst, size_t size, const char *src) {
-    size_t n = 0;
-    for (; src && *src && n + 1 < size; src++)
-        dst[n++] = isprint((unsigned char)*src) ? *src : '?';
-    dst[n] = '\0';
-}
-
-static void part_free(s_part_t *p) {
-    free(p->data);
-    *p = (s_part_t){0};
-}
-
-static void form_free(s_form_t *f) {
-    part_free(&f->report);
-    for (size_t i = 0; i < f->nphotos; i++)
-        part_free(&f->photos[i]);
-}
-
-static int part_append(s_part_t *p, const char *data, size_t len) {
-    if (p->len + len + 1 > p->cap) {
-        size_t cap = p->cap ? p->cap : 8192;
-        while (cap < p->len + len + 1)
-            cap *= 2;
-        char *n = realloc(p->data, cap);
-        if (!n)
-            return FB_ENOMEM;
-        p->data = n;
-        p->cap = cap;
-    }
-    if (len)
-        memcpy(p->data + p->len, data, len);
-    p->len += len;
-    p->data[p->len] = '\0';
-    return 0;
-}
-
-/* libmicrohttpd hands a part over in pieces at increasing offsets; a piece at
- * offset 0 starts a new part. An empty first piece may be followed by another
- * at offset 0 for the same part, so that one does not start a second part. */
-static bool starts_part(const s_form_t *f, const s_part_t *same_kind_cur, size_t off) {
-    return off == 0 && !(f->cur && f->cur == same_kind_cur && f->cur->len == 0);
-}
-
-static int on_field(void *ud, const char *name, const char *filename, const char *content_type,
-                    const char *data, size_t off, size_t len) {
-    (void)filename;
-    s_form_t *f = ud;
-    s_part_t *p;
-    if (f->failed)
-        return 1;
-    if (name && strcmp(name, "report") == 0) {
-        if (starts_part(f, &f->report, off)) {
-            if (f->have_report) {
-                f->failed = true;
-                intake_refuse(&f->err, 422, "invalid_field", "report",
-                              "send exactly one report part");
-                return 1;
-            }
-            f->have_report = true;
-        }
-        p = &f->report;
-        if (p->len + len > MAX_REPORT_BYTES) {
-            f->failed = true;
-            intake_refuse(&f->err, 413, "too_large", "report", "the report part exceeds %d bytes",
-                          MAX_REPORT_BYTES);
-            return 1;
-        }
-    } else if (name && strcmp(name, "photo") == 0) {
-        s_part_t *last = f->nphotos ? &f->photos[f->nphotos - 1] : NULL;
-        if (!last || starts_part(f, last, off)) {
-            if (f->nphotos == MAX_PHOTOS) {
-                f->failed = true;
-                intake_refuse(&f->err, 422, "too_many_photos", "photo",
-                              "at most %d photos per report", MAX_PHOTOS);
-                return 1;
-            }
-            last = &f->photos[f->nphotos++];
-            copy_label(last->declared, sizeof last->declared, content_type ? content_type : "none");
-        }
-        p = last;
-        if (p->len + len > f->photo_max) {
-            f->failed = true;
-            intake_refuse(&f->err, 413, "photo_too_large", "photo",
-                          "photo %zu is larger than %zu bytes", f->nphotos, f->photo_max);
-            return 1;
-        }
-    } else {
-        f->failed = true;
-        copy_label(f->field, sizeof f->field, name);
-        intake_refuse(&f->err, 422, "unknown_part", *f->field ? f->field : NULL,
-                      "unknown part \"%s\": a report has one part report and up to %d parts photo",
-                      f->field, MAX_PHOTOS);
-        return 1;
-    }
-    f->cur = p;
-    if (part_append(p, data, len) != 0) {
-        f->failed = true;
-        intake_refuse(&f->err, 503, "out_of_memory", NULL, "out of memory");
-        return 1;
-    }
-    return 0;
 }
 
 /* ---- EXIF GPS ----------------------------------------------------------- */
@@ -294,7 +170,7 @@ static int report_location(intake_t *in, const json_t *j, bool *has, double *lat
 /* A grid worker's report: where it must lie, and whether it was fixed on
  * the spot (grid_fields). */
 static int grid_fields(intake_t *in, const intake_token_info_t *grid, const json_t *j,
-                       const s_form_t *f, fb_petition_t *p, intake_error_t *err) {
+                       const fb_upload_t *f, fb_petition_t *p, intake_error_t *err) {
     const json_t *on_site = json_object_get(j, "resolved_on_site");
     if (on_site && !json_is_boolean(on_site))
         return intake_refuse(err, 422, "invalid_field", "resolved_on_site",
@@ -322,16 +198,16 @@ static int grid_fields(intake_t *in, const intake_token_info_t *grid, const json
 /* Validates everything and builds the petition (without storing photos);
  * types[i] is photo i's sniffed content type; grid: the grid worker who
  * reports, NULL for a resident. */
-static int build_petition(intake_t *in, const char *key, const s_form_t *f, const char **types,
+static int build_petition(intake_t *in, const char *key, const fb_upload_t *f, const char **types,
                           const intake_token_info_t *grid, fb_petition_t **out,
                           intake_error_t *err) {
     *out = NULL;
-    if (!f->have_report)
+    if (!f->have_json)
         return intake_refuse(err, 422, "missing_field", "report",
                              "part report (the report as JSON) is required");
     json_error_t je;
-    json_t *j = json_loadb(f->report.data ? f->report.data : "", f->report.len,
-                           JSON_REJECT_DUPLICATES, &je);
+    json_t *j =
+        json_loadb(f->json.data ? f->json.data : "", f->json.len, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
         if (json_error_code(&je) == json_error_invalid_utf8)
             return intake_refuse(err, 400, "invalid_utf8", "report", "report is not valid UTF-8");
@@ -448,7 +324,7 @@ fail:
 
 /* Stores the photos and lists them in the petition's raw JSON. Runs only once
  * everything else was accepted. */
-static int store_photos(intake_t *in, const s_form_t *f, fb_petition_t *p, intake_error_t *err) {
+static int store_photos(intake_t *in, const fb_upload_t *f, fb_petition_t *p, intake_error_t *err) {
     json_t *list = json_object_get(p->raw, "photos");
     for (size_t i = 0; i < f->nphotos; i++) {
         char sha[65];
@@ -476,7 +352,10 @@ static void refused(intake_t *in, fb_http_req_t *req, const char *channel,
 static void report_http(intake_t *in, fb_http_req_t *req, const char *channel,
                         const intake_token_info_t *grid) {
     intake_error_t err = {0};
-    s_form_t form = {.photo_max = (size_t)in->cfg.intake_photo_max_bytes};
+    fb_upload_t form = {.json_name = "report",
+                        .what = "report",
+                        .json_max = MAX_REPORT_BYTES,
+                        .photo_max = (size_t)in->cfg.intake_photo_max_bytes};
     fb_petition_t *p = NULL;
     const char *key = fb_http_header(req, "Idempotency-Key");
     if (!printable(key, MAX_KEY_BYTES, false)) {
@@ -494,9 +373,9 @@ static void report_http(intake_t *in, fb_http_req_t *req, const char *channel,
                       MAX_PHOTOS);
         goto fail;
     }
-    int rc = fb_http_form(req, on_field, &form);
+    int rc = fb_upload_read(req, &form);
     if (form.failed) {
-        err = form.err;
+        intake_refuse(&err, form.status, form.code, form.field, "%s", form.message);
         goto fail;
     }
     if (rc != 0) {
@@ -524,12 +403,12 @@ static void report_http(intake_t *in, fb_http_req_t *req, const char *channel,
         goto fail;
     fb_log(FB_LOG_DEBUG, "event=report channel=%s photos=%zu location=%s on_site=%d", channel,
            form.nphotos, p->has_location ? "yes" : "no", p->resolved_on_site);
-    form_free(&form);
+    fb_upload_free(&form);
     intake_submit_http(in, req, p);
     return;
 fail:
     fb_petition_destroy(&p);
-    form_free(&form);
+    fb_upload_free(&form);
     refused(in, req, channel, &err);
 }
 

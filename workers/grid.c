@@ -17,15 +17,15 @@
 #include "fb_db.h"
 #include "fb_log.h"
 #include "fb_photo.h"
+#include "fb_upload.h"
 #include "worker.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#define MAX_PHOTOS      9
 #define MAX_FIELD_BYTES 8192
 
 /* A task for the grid (or community) holding the case's point, to the
@@ -66,87 +66,6 @@ int fb_grid_open_verification(fb_casetx_t *t, int64_t case_id, int verify_hours,
 
 /* ---- the grid worker's decision -------------------------------------------- */
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-} s_buf_t;
-
-typedef struct {
-    s_buf_t verify;
-    bool have_verify;
-    s_buf_t photos[MAX_PHOTOS];
-    size_t nphotos;
-    bool failed;
-    unsigned status;
-    const char *code, *field, *message;
-} s_form_t;
-
-static int buf_append(s_buf_t *b, const char *data, size_t len) {
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 8192;
-        while (cap < b->len + len + 1)
-            cap *= 2;
-        char *n = realloc(b->data, cap);
-        if (!n)
-            return FB_ENOMEM;
-        b->data = n;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-    return 0;
-}
-
-static void form_free(s_form_t *f) {
-    free(f->verify.data);
-    for (size_t i = 0; i < f->nphotos; i++)
-        free(f->photos[i].data);
-}
-
-static int form_fail(s_form_t *f, unsigned status, const char *code, const char *field,
-                     const char *message) {
-    f->failed = true;
-    f->status = status;
-    f->code = code;
-    f->field = field;
-    f->message = message;
-    return 1;
-}
-
-static int on_field(void *ud, const char *name, const char *filename, const char *content_type,
-                    const char *data, size_t off, size_t len) {
-    (void)filename;
-    (void)content_type;
-    s_form_t *f = ud;
-    if (f->failed)
-        return 1;
-    s_buf_t *b;
-    if (name && strcmp(name, "verify") == 0) {
-        if (off == 0 && f->have_verify && f->verify.len)
-            return form_fail(f, 422, "invalid_field", "verify", "send exactly one verify part");
-        f->have_verify = true;
-        b = &f->verify;
-        if (b->len + len > MAX_FIELD_BYTES)
-            return form_fail(f, 413, "too_large", "verify", "the verify part is too large");
-    } else if (name && strcmp(name, "photo") == 0) {
-        if (off == 0 && (f->nphotos == 0 || f->photos[f->nphotos - 1].len)) {
-            if (f->nphotos == MAX_PHOTOS)
-                return form_fail(f, 422, "too_many_photos", "photo", "at most 9 photos");
-            f->nphotos++;
-        }
-        b = &f->photos[f->nphotos ? f->nphotos - 1 : 0];
-        if (!f->nphotos)
-            f->nphotos = 1;
-    } else {
-        return form_fail(f, 422, "unknown_part", NULL,
-                         "a verification has one part verify (JSON) and up to 9 parts photo");
-    }
-    if (buf_append(b, data, len) != 0)
-        return form_fail(f, 503, "out_of_memory", NULL, "out of memory");
-    return 0;
-}
-
 /* The decision: {"confirmed": bool, "reason": text, "note": text}, as the
  * body (JSON) or its verify part (multipart, with photo parts). */
 typedef struct {
@@ -155,50 +74,41 @@ typedef struct {
     json_t *photos; /* [{sha256, content_type, bytes}] once stored */
 } s_decision_t;
 
-static bool refuse(fb_http_req_t *req, unsigned status, const char *code, const char *field,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static bool refuse(fb_http_req_t *req, unsigned status, const char *code, const char *field,
-                   const char *fmt, ...) {
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fb_http_error(req, status, code, field, "%s", msg);
-    return false;
-}
-
 /* Reads and checks the decision, stores its photos; answers and returns
  * false when it is wrong. *doc holds the strings (the caller's). */
 static bool read_decision(fb_worker_t *w, fb_http_req_t *req, json_t **doc, s_decision_t *d) {
-    s_form_t f = {0};
+    /* Photos as phones send them, compressed: the body's 8 MiB bound them. */
+    fb_upload_t f = {.json_name = "verify",
+                     .what = "verification",
+                     .json_max = MAX_FIELD_BYTES,
+                     .photo_max = SIZE_MAX};
     const char *ctype = fb_http_header(req, "Content-Type");
     const char *text;
     size_t len;
     bool ok = false;
     *doc = NULL;
     if (ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0) {
-        int rc = fb_http_form(req, on_field, &f);
+        int rc = fb_upload_read(req, &f);
         if (f.failed) {
-            refuse(req, f.status, f.code, f.field, "%s", f.message);
+            fb_http_error(req, f.status, f.code, f.field, "%s", f.message);
             goto done;
         }
-        if (rc != 0 || !f.have_verify) {
-            refuse(req, rc ? 400 : 422, rc ? "malformed_multipart" : "missing_field",
-                   rc ? NULL : "verify", "%s",
-                   rc ? "the body is not well-formed multipart/form-data"
-                      : "part verify (the decision as JSON) is required");
+        if (rc != 0 || !f.have_json) {
+            fb_http_error(req, rc ? 400 : 422, rc ? "malformed_multipart" : "missing_field",
+                          rc ? NULL : "verify", "%s",
+                          rc ? "the body is not well-formed multipart/form-data"
+                             : "part verify (the decision as JSON) is required");
             goto done;
         }
-        text = f.verify.data;
-        len = f.verify.len;
+        text = f.json.data;
+        len = f.json.len;
     } else {
         text = fb_http_body(req, &len);
     }
     json_error_t e;
     *doc = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, &e);
     if (!json_is_object(*doc)) {
-        refuse(req, 400, "bad_json", NULL, "the decision must be a JSON object: %s", e.text);
+        fb_http_error(req, 400, "bad_json", NULL, "the decision must be a JSON object: %s", e.text);
         goto done;
     }
     const char *key;
@@ -206,26 +116,26 @@ static bool read_decision(fb_worker_t *w, fb_http_req_t *req, json_t **doc, s_de
     json_object_foreach(*doc, key, v) {
         if (strcmp(key, "confirmed") != 0 && strcmp(key, "reason") != 0 &&
             strcmp(key, "note") != 0) {
-            refuse(req, 422, "unknown_field", key, "unknown field '%.64s'", key);
+            fb_http_error(req, 422, "unknown_field", key, "unknown field '%.64s'", key);
             goto done;
         }
     }
     json_t *c = json_object_get(*doc, "confirmed");
     if (!json_is_boolean(c)) {
-        refuse(req, 422, c ? "invalid_field" : "missing_field", "confirmed",
-               "confirmed must be true (the problem is solved) or false (it is not)");
+        fb_http_error(req, 422, c ? "invalid_field" : "missing_field", "confirmed",
+                      "confirmed must be true (the problem is solved) or false (it is not)");
         goto done;
     }
     d->confirmed = json_is_true(c);
     d->reason = json_string_value(json_object_get(*doc, "reason"));
     d->note = json_string_value(json_object_get(*doc, "note"));
     if (!d->confirmed && (!d->reason || !d->reason[strspn(d->reason, " \t\r\n")])) {
-        refuse(req, 422, "missing_field", "reason", "a rejection needs its reason");
+        fb_http_error(req, 422, "missing_field", "reason", "a rejection needs its reason");
         goto done;
     }
     if (!d->confirmed && f.nphotos == 0) {
-        refuse(req, 422, "missing_field", "photo",
-               "a rejection needs a photo of what is still wrong (multipart part photo)");
+        fb_http_error(req, 422, "missing_field", "photo",
+                      "a rejection needs a photo of what is still wrong (multipart part photo)");
         goto done;
     }
     d->photos = json_array();
@@ -234,12 +144,13 @@ static bool read_decision(fb_worker_t *w, fb_http_req_t *req, json_t **doc, s_de
         const char *type;
         int rc = fb_photo_store(w->cfg.data_dir, f.photos[i].data, f.photos[i].len, sha, &type);
         if (rc == FB_EINVAL) {
-            refuse(req, 415, "unsupported_photo", "photo", "photo %zu is not a JPEG or PNG image",
-                   i + 1);
+            fb_http_error(req, 415, "unsupported_photo", "photo",
+                          "photo %zu is not a JPEG or PNG image", i + 1);
             goto done;
         }
         if (rc) {
-            refuse(req, 503, "photo_store_failed", "photo", "photo %zu could not be stored", i + 1);
+            fb_http_error(req, 503, "photo_store_failed", "photo", "photo %zu could not be stored",
+                          i + 1);
             goto done;
         }
         json_array_append_new(d->photos, json_pack("{s:s,s:s,s:I}", "sha256", sha, "content_type",
@@ -247,7 +158,7 @@ static bool read_decision(fb_worker_t *w, fb_http_req_t *req, json_t **doc, s_de
     }
     ok = true;
 done:
-    form_free(&f);
+    fb_upload_free(&f);
     return ok;
 }
 
@@ -285,22 +196,24 @@ void fb_grid_verify(fb_worker_t *w, fb_http_req_t *req, int64_t case_id, const f
         goto db_failed;
     if (PQntuples(r) != 1) {
         PQclear(r);
-        refuse(req, 404, "not_found", NULL, "no open verification of case %s in your area", idb);
+        fb_http_error(req, 404, "not_found", NULL, "no open verification of case %s in your area",
+                      idb);
         goto done;
     }
     snprintf(task, sizeof task, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
     int rc = fb_casetx_lock(&t, case_id, NULL, &row);
     if (rc == FB_ENOTFOUND) {
-        refuse(req, 404, "not_found", NULL, "no open verification of case %s in your area", idb);
+        fb_http_error(req, 404, "not_found", NULL, "no open verification of case %s in your area",
+                      idb);
         goto done;
     }
     if (rc)
         goto db_failed;
     if (row.status != FB_CASE_REPLIED && row.status != FB_CASE_RATED) {
-        refuse(req, 409, "illegal_transition", NULL,
-               "case %s is %s: only a replied case is verified", idb,
-               fb_case_status_name(row.status));
+        fb_http_error(req, 409, "illegal_transition", NULL,
+                      "case %s is %s: only a replied case is verified", idb,
+                      fb_case_status_name(row.status));
         goto done;
     }
     char *photos = json_dumps(d.photos, JSON_COMPACT);
@@ -344,9 +257,10 @@ void fb_grid_verify(fb_worker_t *w, fb_http_req_t *req, int64_t case_id, const f
     goto done;
 db_failed:
     if (!t.db || fb_dblink_check(w->db))
-        refuse(req, 503, "db_unavailable", NULL, "the database is unavailable; try again later");
+        fb_http_error(req, 503, "db_unavailable", NULL,
+                      "the database is unavailable; try again later");
     else
-        refuse(req, 500, "internal", NULL, "database error");
+        fb_http_error(req, 500, "internal", NULL, "database error");
 done:
     if (in_tx && t.db && PQstatus(t.db) == CONNECTION_OK)
         PQclear(PQexec(t.db, "ROLLBACK"));
@@ -380,7 +294,8 @@ static const char s_list_sql[] =
 void fb_grid_api_verifications(fb_worker_t *w, fb_http_req_t *req) {
     const char *status = fb_http_query(req, "status");
     if (status && strcmp(status, "open") != 0 && strcmp(status, "all") != 0) {
-        refuse(req, 400, "invalid_query", "status", "status must be open (the default) or all");
+        fb_http_error(req, 400, "invalid_query", "status",
+                      "status must be open (the default) or all");
         return;
     }
     const char *params[] = {status ? status : "open"};
@@ -420,7 +335,7 @@ static const char s_street_sql[] =
 
 void fb_grid_api_street(fb_worker_t *w, fb_http_req_t *req, const char *department) {
     if (!department) {
-        refuse(req, 403, "forbidden", NULL, "the street's list is a street office's");
+        fb_http_error(req, 403, "forbidden", NULL, "the street's list is a street office's");
         return;
     }
     const char *params[] = {department};
@@ -429,7 +344,7 @@ void fb_grid_api_street(fb_worker_t *w, fb_http_req_t *req, const char *departme
         return;
     if (json_array_size(json_object_get(doc, "streets")) == 0) {
         json_decref(doc);
-        refuse(req, 403, "forbidden", NULL, "department %s holds no street", department);
+        fb_http_error(req, 403, "forbidden", NULL, "department %s holds no street", department);
         return;
     }
     fb_http_respond_json(req, 200, doc);
