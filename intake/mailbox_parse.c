@@ -8,13 +8,13 @@
 #include "fb_common.h"
 #include "fb_text.h"
 #include "fb_time.h"
+#include "fb_token.h"
 #include "fb_photo.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <gmime/gmime.h>
 #include <iconv.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,20 +179,6 @@ static bool body_of(GMimeObject *o, mail_buf_t *out, intake_mail_t *m, int depth
     return found;
 }
 
-static int sha256_hex(const void *data, size_t len, char hex[65]) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned n = 0;
-    if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != 32)
-        return FB_ENOMEM;
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
-    return 0;
-}
-
 static int add_photo(intake_mail_t *m, const intake_mail_limits_t *lim, const GByteArray *ba) {
     const char *type = fb_photo_sniff(ba->data, ba->len);
     if (!type)
@@ -202,7 +188,7 @@ static int add_photo(intake_mail_t *m, const intake_mail_limits_t *lim, const GB
         return 0;
     }
     char sha[65];
-    if (sha256_hex(ba->data, ba->len, sha) != 0)
+    if (fb_sha256_hex(ba->data, ba->len, sha) != 0)
         return FB_ENOMEM;
     for (size_t i = 0; i < m->nphotos; i++)
         if (strcmp(m->photos[i].sha256, sha) == 0)
@@ -417,7 +403,7 @@ int intake_mail_parse(const void *raw, size_t len, const intake_mail_limits_t *l
     if (!m)
         return FB_ENOMEM;
     m->raw_bytes = len;
-    int rc = sha256_hex(raw, len, m->raw_sha256);
+    int rc = fb_sha256_hex(raw, len, m->raw_sha256) != 0 ? FB_ENOMEM : 0;
     if (rc)
         goto fail;
 

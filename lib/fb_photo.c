@@ -7,10 +7,10 @@
 #include "fb_photo.h"
 #include "fb_common.h"
 #include "fb_log.h"
+#include "fb_token.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,20 +44,6 @@ int fb_photo_path(const char *data_dir, const char *sha256_hex, const char *cont
         return FB_EINVAL;
     int n = snprintf(out, outlen, "%s/photos/%.2s/%s.%s", data_dir, sha256_hex, sha256_hex, ext);
     return n < 0 || (size_t)n >= outlen ? FB_EINVAL : 0;
-}
-
-static int sha256_hex_of(const void *bytes, size_t len, char hex[65]) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned n = 0;
-    if (!EVP_Digest(bytes, len, md, &n, EVP_sha256(), NULL) || n != 32)
-        return FB_ENOMEM;
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[64] = '\0';
-    return 0;
 }
 
 static int fsync_dir(const char *path) {
@@ -129,9 +115,8 @@ int fb_photo_store(const char *data_dir, const void *bytes, size_t len, char sha
         *content_type = type;
     if (!type)
         return FB_EINVAL;
-    int rc = sha256_hex_of(bytes, len, sha256_hex);
-    if (rc)
-        return rc;
+    if (fb_sha256_hex(bytes, len, sha256_hex) != 0)
+        return FB_ENOMEM;
 
     char photos[4096], sub[4096], name[80];
     int n1 = snprintf(photos, sizeof photos, "%s/photos", data_dir);
@@ -139,6 +124,7 @@ int fb_photo_store(const char *data_dir, const void *bytes, size_t len, char sha
     if (n1 < 0 || (size_t)n1 >= sizeof photos || n2 < 0 || (size_t)n2 >= sizeof sub)
         return FB_EINVAL;
     snprintf(name, sizeof name, "%s.%s", sha256_hex, fb_photo_ext(type));
+    int rc;
     if ((rc = ensure_dir(photos, data_dir)) != 0 || (rc = ensure_dir(sub, photos)) != 0 ||
         (rc = fb_store_durably(sub, name, bytes, len)) != 0) {
         fb_log(FB_LOG_ERROR, "event=photo_store_failed sha256=%s error=\"%s\"", sha256_hex,

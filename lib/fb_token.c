@@ -28,13 +28,17 @@ int fb_token_generate(char *out, size_t outlen) {
     return 0;
 }
 
-int fb_token_hash_hex(const char *token, char *out) {
+int fb_sha256_hex(const void *data, size_t len, char out[FB_TOKEN_HASH_HEX]) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (!EVP_Digest(token, strlen(token), md, &n, EVP_sha256(), NULL) || n != 32)
+    if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != 32)
         return FB_EIO;
     to_hex(md, n, out);
     return 0;
+}
+
+int fb_token_hash_hex(const char *token, char *out) {
+    return fb_sha256_hex(token, strlen(token), out);
 }
 
 const char *fb_token_from_header(const char *authorization) {
