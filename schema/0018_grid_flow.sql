@@ -66,55 +66,36 @@ CREATE POLICY fenbo_street_read ON petitions FOR SELECT TO fenbo_app
 -- figures beside them ("grid": found, solved_on_site, on_site_rate,
 -- verifications, verified_on_time, on_time_rate, rejected, rejection_rate;
 -- 0016's fenbo_stats_grid), and a row for a street whose grid solved all it
--- found on the spot (no department's case to rate). by=grid and the other
--- groupings are as before.
-CREATE OR REPLACE FUNCTION fenbo_stats_json(p_by text, p_from text, p_to text, p_tz text,
-                                            p_department text DEFAULT NULL) RETURNS json
+-- found on the spot (no department's case to rate). Every other `by` goes on
+-- to 0016's function (by=grid, and 0005's groupings), renamed
+-- fenbo_stats_json_grid.
+ALTER FUNCTION fenbo_stats_json(text, text, text, text, text) RENAME TO fenbo_stats_json_grid;
+CREATE FUNCTION fenbo_stats_json(p_by text, p_from text, p_to text, p_tz text,
+                                 p_department text DEFAULT NULL) RETURNS json
     LANGUAGE plpgsql STABLE AS $$
 DECLARE
     per record;
-    t0 timestamptz;
-    t1 timestamptz;
-    v_rows json;
     base json;
+    v_rows json;
 BEGIN
-    IF p_by IS DISTINCT FROM 'grid' AND p_by IS DISTINCT FROM 'street' THEN
-        RETURN fenbo_stats_json_cases(p_by, p_from, p_to, p_tz, p_department);
+    IF p_by IS DISTINCT FROM 'street' THEN
+        RETURN fenbo_stats_json_grid(p_by, p_from, p_to, p_tz, p_department);
     END IF;
-    IF p_department IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-            MESSAGE = 'a department sees its own row only: use by=department';
-    END IF;
+    -- 0005's rows per street (it refuses a department any by but its own).
+    base := fenbo_stats_json_cases(p_by, p_from, p_to, p_tz, p_department);
     per := fenbo_stats_period(p_from, p_to, p_tz, NULL);
-    t0 := per.from_day::timestamp AT TIME ZONE p_tz;
-    t1 := per.to_day::timestamp AT TIME ZONE p_tz;
-    IF p_by = 'grid' THEN
-        SELECT coalesce(json_agg(json_build_object(
-                   'key', g.key, 'name', r.name, 'found', g.found,
-                   'solved_on_site', g.solved_on_site, 'on_site_rate', g.on_site_rate,
-                   'verifications', g.verifications, 'verified_on_time', g.verified_on_time,
-                   'on_time_rate', g.on_time_rate, 'rejected', g.rejected,
-                   'rejection_rate', g.rejection_rate) ORDER BY g.key), '[]'::json)
-          INTO v_rows
-          FROM fenbo_stats_grid('grid', t0, t1) g LEFT JOIN regions r ON r.code = g.key;
-        RETURN json_build_object('by', p_by, 'from', per.from_day, 'to', per.to_day,
-                                 'timezone', p_tz, 'rows', v_rows, 'total', NULL);
-    END IF;
-    base := fenbo_stats_json_cases(p_by, p_from, p_to, p_tz, NULL);
     WITH s AS (SELECT value AS row, value->>'key' AS key
                FROM json_array_elements(base->'rows')),
-         g AS (SELECT g.*, r.name FROM fenbo_stats_grid('street', t0, t1) g
+         g AS (SELECT g.key, to_jsonb(g) - 'key' AS figures, r.name
+               FROM fenbo_stats_grid('street', per.from_day::timestamp AT TIME ZONE p_tz,
+                                     per.to_day::timestamp AT TIME ZONE p_tz) g
                LEFT JOIN regions r ON r.code = g.key)
     SELECT coalesce(json_agg((coalesce(s.row::jsonb, jsonb_build_object('key', g.key,
-               'name', g.name)) || jsonb_build_object('grid', CASE WHEN g.key IS NULL
-               THEN NULL ELSE jsonb_build_object('found', g.found,
-               'solved_on_site', g.solved_on_site, 'on_site_rate', g.on_site_rate,
-               'verifications', g.verifications, 'verified_on_time', g.verified_on_time,
-               'on_time_rate', g.on_time_rate, 'rejected', g.rejected,
-               'rejection_rate', g.rejection_rate) END))::json
+               'name', g.name)) || jsonb_build_object('grid', g.figures))::json
                ORDER BY coalesce(s.key, g.key)), '[]'::json)
       INTO v_rows
       FROM s FULL JOIN g ON g.key = s.key;
     RETURN json_build_object('by', p_by, 'from', base->'from', 'to', base->'to',
                              'timezone', p_tz, 'rows', v_rows, 'total', base->'total');
 END $$;
+GRANT EXECUTE ON FUNCTION fenbo_stats_json(text, text, text, text, text) TO fenbo_app;
