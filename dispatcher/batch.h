@@ -15,6 +15,8 @@ typedef struct batch_item {
     size_t peer_len;
     uint64_t seq; /* that intake's spool sequence number */
     fb_petition_t *p;
+    char *text; /* p as it came over the bus (JSON), stored as it is */
+    size_t text_len;
     /* Filled by batch_commit: */
     bool is_new; /* false: stored before (a resend); only acknowledged */
     int64_t petition_id, case_id;

@@ -252,6 +252,14 @@ static void take(dispatcher_t *d, fb_bus_msg_t *m) {
                (const char *)id, seq);
         return;
     }
+    if (!(it->text = malloc(len))) {
+        batch_item_clear(it);
+        fb_log(FB_LOG_ERROR, "event=out_of_memory peer=%.*s seq=%" PRIu64, (int)idlen,
+               (const char *)id, seq);
+        return;
+    }
+    memcpy(it->text, json, len);
+    it->text_len = len;
     memcpy(it->peer, id, idlen);
     it->peer_len = idlen;
     it->seq = seq;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """test_routing — the 200 hotline orders of tests/fixtures/hotline_orders.json
 go through intake and the dispatcher, and each ends up with the department
-and rule its "expect" names (department null = the manual queue).
+and rule its "expect" names (department null = the manual queue), and its
+stored petition holds what the order said (caller, callback, text, place).
 
 A mismatch prints the order, what was expected and what happened, and
 `fenboctl rules explain` for it, so that the rule or the fixture can be fixed."""
@@ -103,6 +104,27 @@ def run():
             print("  explain : %s" % explain(c, o))
             sys.stdout.flush()
         log("%d of 200 routed as expected" % (200 - mismatches))
+
+        # What was stored is what the order said, field by field.
+        stored = {r["idem_key"]: r for r in c.sql("""
+            SELECT idem_key, caller_name, caller_phone, callback, content, address,
+                   ST_Y(location) AS lat, ST_X(location) AS lng
+              FROM petitions WHERE channel = 'hotline'""")}
+        for f in fixtures:
+            o, r = f["order"], stored.get(f["order"]["order_no"])
+            if r is None:
+                continue
+            loc = o.get("location")
+            want = {"caller_name": o["caller"]["name"], "caller_phone": o["caller"]["phone"],
+                    "callback": o["callback"], "content": o["content"],
+                    "address": o.get("address"),
+                    "lat": loc["lat"] if loc else None, "lng": loc["lng"] if loc else None}
+            got_fields = {k: r[k] for k in want}
+            for k in ("lat", "lng"):
+                if got_fields[k] is not None:
+                    got_fields[k] = float(got_fields[k])
+            ck.check(got_fields == want, "order %s stored as %r, sent %r"
+                     % (o["order_no"], got_fields, want))
         ck.finish()
 
 
