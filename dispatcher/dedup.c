@@ -22,11 +22,11 @@
  * - the nearest are found by the GiST index in the order of its own
  *   distance (<->, in degrees), so that only they are read and measured —
  *   ordering every open case in the box by its distance in metres cost
- *   2.4 ms a petition with 300 of them around (0.36 ms now). Degrees
- *   stretch east–west by up to a third at these latitudes, so where more
- *   than S_NEAREST_CASES lie in the box the set can differ at its edge
- *   from the nearest in metres; the case joined is the nearest in metres of
- *   those that read alike;
+ *   2.4 ms a petition with 300 of them around (0.36 ms now). A degree of
+ *   longitude is shorter than one of latitude (by 13 % at 30° N, 29 % at
+ *   45° N), so where more than S_NEAREST_CASES lie in the box the set can
+ *   differ at its edge from the nearest in metres; the case joined is the
+ *   nearest in metres of those that read alike;
  * - the texts are compared nearest first, and the first that reads alike
  *   ends the search.
  * Distances are measured on the sphere (use_spheroid false): within 0.5 %
