@@ -106,11 +106,11 @@ static void check_notify(dispatcher_t *d) {
         router_load_model(&d->rt, d->db);
 }
 
-static void send_acks(dispatcher_t *d) {
+static void send_acks(dispatcher_t *d, const batch_item_t *items, size_t n) {
     /* Items of one intake are usually adjacent: one ACK message per run. */
     size_t i = 0;
-    while (i < d->n) {
-        const batch_item_t *first = &d->items[i];
+    while (i < n) {
+        const batch_item_t *first = &items[i];
         unsigned char seqs[ACK_FRAMES_MAX][8];
         const void *frames[ACK_FRAMES_MAX + 3];
         size_t lens[ACK_FRAMES_MAX + 3];
@@ -119,9 +119,9 @@ static void send_acks(dispatcher_t *d) {
         frames[nf] = FB_BUS_VERSION, lens[nf++] = 3;
         frames[nf] = "ACK", lens[nf++] = 3;
         size_t k = 0;
-        while (i < d->n && k < ACK_FRAMES_MAX && d->items[i].peer_len == first->peer_len &&
-               memcmp(d->items[i].peer, first->peer, first->peer_len) == 0) {
-            fb_bus_put_seq(d->items[i].seq, seqs[k]);
+        while (i < n && k < ACK_FRAMES_MAX && items[i].peer_len == first->peer_len &&
+               memcmp(items[i].peer, first->peer, first->peer_len) == 0) {
+            fb_bus_put_seq(items[i].seq, seqs[k]);
             frames[nf] = seqs[k], lens[nf++] = 8;
             k++, i++;
         }
@@ -132,9 +132,9 @@ static void send_acks(dispatcher_t *d) {
     }
 }
 
-static void publish(dispatcher_t *d) {
-    for (size_t i = 0; i < d->n; i++) {
-        const batch_item_t *it = &d->items[i];
+static void publish(dispatcher_t *d, const batch_item_t *items, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const batch_item_t *it = &items[i];
         /* A case closed on the spot by a grid worker goes to nobody. */
         if (!it->is_new || it->p->resolved_on_site) {
             if (it->is_new)
@@ -143,12 +143,12 @@ static void publish(dispatcher_t *d) {
                        it->p->tracking_no, it->case_id, it->p->grid_region);
             continue;
         }
-        json_t *j = batch_assignment_json(d->items, it);
+        json_t *j = batch_assignment_json(items, it);
         char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (!s)
             continue;
-        const char *dept = batch_item_department(d->items, it);
+        const char *dept = batch_item_department(items, it);
         const char *topic = dept ? dept : "@manual";
         const void *frames[] = {topic, FB_BUS_VERSION, "ASG", s};
         const size_t lens[] = {strlen(topic), 3, 3, strlen(s)};
@@ -187,9 +187,9 @@ static void log_classify_cost(dispatcher_t *d) {
 }
 
 /* Counts what classifying the petitions of a committed batch cost. */
-static void note_classified(dispatcher_t *d) {
-    for (size_t i = 0; i < d->n; i++) {
-        const batch_item_t *it = &d->items[i];
+static void note_classified(dispatcher_t *d, const batch_item_t *items, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const batch_item_t *it = &items[i];
         if (!it->is_new || it->cls.classify_ns == 0)
             continue;
         d->by_model += it->cls.model_version != 0;
@@ -199,33 +199,73 @@ static void note_classified(dispatcher_t *d) {
     }
 }
 
+/* Stores items[0..n) in one transaction; once it is committed, acknowledges
+ * and publishes them. */
+static int commit_items(dispatcher_t *d, batch_item_t *items, size_t n) {
+    if (batch_commit(d->db, &d->rt, &d->dedup, items, n) != 0)
+        return FB_EDB;
+    d->batches++;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].is_new) {
+            d->stored++;
+            d->merged += batch_item_merged(&items[i]);
+            d->manual += batch_item_department(items, &items[i]) == NULL;
+        } else {
+            d->duplicates++;
+        }
+    }
+    send_acks(d, items, n);
+    publish(d, items, n);
+    note_classified(d, items, n);
+    fb_log(FB_LOG_DEBUG, "event=batch_committed petitions=%zu", n);
+    return 0;
+}
+
+/* After a failed statement the connection is usable again (rolled back);
+ * after a lost connection it is dropped, and a new one is made later. */
+static bool db_still_usable(dispatcher_t *d) {
+    if (PQstatus(d->db) == CONNECTION_OK && PQpipelineStatus(d->db) == PQ_PIPELINE_OFF)
+        return true;
+    db_drop(d);
+    return false;
+}
+
+/* After a batch failed: one petition PostgreSQL refuses must not hold back
+ * the others it came with, every time it is resent, so each is tried alone.
+ * One that fails alone stays unacknowledged in its intake's spool, which
+ * resends it later. Two failing alone in a row say the cause is not a
+ * petition (a full disk, a schema out of date): the rest wait for their
+ * resend as the whole batch would have. */
+static void commit_one_by_one(dispatcher_t *d) {
+    int failed_in_a_row = 0;
+    for (size_t i = 0; i < d->n && failed_in_a_row < 2 && db_still_usable(d); i++) {
+        if (commit_items(d, &d->items[i], 1) == 0) {
+            failed_in_a_row = 0;
+            continue;
+        }
+        failed_in_a_row++;
+        fb_log(FB_LOG_ERROR, "event=petition_not_stored tracking_no=%s seq=%" PRIu64,
+               d->items[i].p->tracking_no, d->items[i].seq);
+    }
+}
+
 static void flush_batch(dispatcher_t *d) {
     if (d->n == 0)
         return;
     if (!db_ready(d)) {
         /* Not acknowledged: the intakes resend these when the database is back. */
         fb_log(FB_LOG_WARN, "event=batch_deferred petitions=%zu reason=no_database", d->n);
-    } else if (batch_commit(d->db, &d->rt, &d->dedup, d->items, d->n) != 0) {
+    } else if (commit_items(d, d->items, d->n) != 0) {
         d->failures++;
         fb_log(FB_LOG_WARN, "event=batch_failed petitions=%zu error=\"%s\"", d->n,
                fb_db_error(d->db));
-        if (PQstatus(d->db) != CONNECTION_OK || PQpipelineStatus(d->db) != PQ_PIPELINE_OFF)
-            db_drop(d);
-    } else {
-        d->batches++;
-        for (size_t i = 0; i < d->n; i++) {
-            if (d->items[i].is_new) {
-                d->stored++;
-                d->merged += batch_item_merged(&d->items[i]);
-                d->manual += batch_item_department(d->items, &d->items[i]) == NULL;
-            } else {
-                d->duplicates++;
-            }
-        }
-        send_acks(d);
-        publish(d);
-        note_classified(d);
-        fb_log(FB_LOG_DEBUG, "event=batch_committed petitions=%zu", d->n);
+        if (d->n > 1)
+            commit_one_by_one(d);
+        else
+            fb_log(FB_LOG_ERROR, "event=petition_not_stored tracking_no=%s seq=%" PRIu64,
+                   d->items[0].p->tracking_no, d->items[0].seq);
+        if (d->db)
+            db_still_usable(d);
     }
     for (size_t i = 0; i < d->n; i++)
         batch_item_clear(&d->items[i]);

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""test_poison — a petition that PostgreSQL refuses does not hold back the
+petitions it was batched with.
+
+A well-formed petition message whose received_at lies in the year 0 (which
+the dispatcher reads, and PostgreSQL cannot store) reaches the dispatcher's
+bus together with three ordinary hotline orders, in one batch (batch_wait_ms
+holds the batch open). The batch fails; the dispatcher then stores each
+petition alone: the three orders get their cases at once — intake's resend
+is set to a minute, so they could not have come through a resend — and the
+refused one is named in the log, stored nowhere and not acknowledged."""
+
+import time
+
+import zmq
+
+from harness import Checks, Cluster, log, main, order
+
+POISON = "20260101-9-000077"
+
+
+def send_poison(endpoint):
+    """Sends one petition message as an intake would, and returns the socket
+    (kept open: an acknowledgement would arrive on it)."""
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.SNDTIMEO, 5000)
+    s.connect(endpoint)
+    body = ('{"tracking_no":"%s","channel":"hotline","idem_key":"POISON-1",'
+            '"received_at":"0000-01-01T00:00:00Z","spooled_at":"2026-01-05T10:00:00+08:00",'
+            '"caller":null,"content":"路灯不亮","content_norm":"路灯不亮","category":null,'
+            '"address":null,"location":null,"urgency":"normal","kind":"help",'
+            '"callback":false,"raw":{}}' % POISON)
+    s.send_multipart([b"FB1", b"PET", (77).to_bytes(8, "big"), body.encode()])
+    return s
+
+
+def run():
+    settings = {"dispatcher": {"batch_wait_ms": 1500}, "intake": {"resend_ms": 60000}}
+    with Cluster("poison", settings=settings) as c:
+        ck = Checks()
+        endpoint = "tcp://127.0.0.1:%d" % c.bus_petitions_port
+        sock = send_poison(endpoint)
+        started = time.monotonic()
+        for i in range(3):
+            st, body = c.post_order(order("POISON-GOOD-%d" % i, "小区门口路灯不亮，晚上很黑"))
+            ck.check(st == 202, "order %d: expected 202, got %s %r" % (i, st, body))
+        c.wait_until(lambda: c.sql_value(
+            "SELECT count(*) FROM petitions p JOIN cases c ON c.id = p.case_id"
+            " WHERE p.idem_key LIKE 'POISON-GOOD-%'") == 3, 20,
+            "the three orders batched with the refused petition stored with their cases"
+            " (sooner than intake's resend, a minute)")
+        log("stored after %.1f s" % (time.monotonic() - started))
+
+        text = c.daemons["dispatcher"].log_text()
+        ck.check("event=batch_failed petitions=4" in text,
+                 "the dispatcher did not log the failed batch of four")
+        ck.check("event=petition_not_stored tracking_no=%s" % POISON in text,
+                 "the dispatcher did not name the refused petition")
+        ck.check(text.count("event=petition_not_stored") == 1,
+                 "more than the refused petition was reported not stored")
+        ck.check(c.sql_value("SELECT count(*) FROM petitions WHERE tracking_no = '%s'"
+                             % POISON) == 0, "the refused petition was stored")
+        ck.check(not sock.poll(500), "the refused petition was acknowledged")
+        sock.close()
+        ck.finish()
+
+
+if __name__ == "__main__":
+    main(run)
