@@ -352,8 +352,9 @@ int batch_commit(PGconn *db, const router_t *rt, const dedup_opts_t *dd, batch_i
     /* The category first: the duplicate search and the rules need it. */
     int64_t classify_ns = 0;
     for (size_t i = 0; i < n; i++) {
-        if (items[i].is_new) {
+        if (items[i].is_new && !items[i].classified) {
             router_classify(rt, items[i].p, &items[i].cls);
+            items[i].classified = true;
             classify_ns += items[i].cls.classify_ns;
         }
     }

@@ -22,6 +22,8 @@ typedef struct batch_item {
     int64_t petition_id, case_id;
     char *region_code;
     route_class_t cls; /* where the case's category came from (router_classify) */
+    bool classified;   /* cls is set (and p->category may be the model's): a
+                          batch tried again must not take it for the resident's */
     route_result_t route;
     json_t *suggestions; /* manual queue: the model's top 3 (router_suggestions) */
     bool emergency;      /* … one of which is an emergency category */

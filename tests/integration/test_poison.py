@@ -2,13 +2,15 @@
 """test_poison — a petition that PostgreSQL refuses does not hold back the
 petitions it was batched with.
 
-A well-formed petition message whose received_at lies in the year 0 (which
-the dispatcher reads, and PostgreSQL cannot store) reaches the dispatcher's
-bus together with three ordinary hotline orders, in one batch (batch_wait_ms
-holds the batch open). The batch fails; the dispatcher then stores each
+A well-formed grid report naming a grid that does not exist (as when a grid
+is removed while an intake still holds its worker's token) reaches the
+dispatcher's bus together with three ordinary hotline orders, in one batch
+(batch_wait_ms holds the batch open): its case cannot refer to the grid. The batch fails; the dispatcher then stores each
 petition alone: the three orders get their cases at once — intake's resend
 is set to a minute, so they could not have come through a resend — and the
-refused one is named in the log, stored nowhere and not acknowledged."""
+refused one is named in the log, stored nowhere and not acknowledged. The
+orders come as free text and the model classifies them: stored on the second
+try, their cases still say the model chose the category (not the resident)."""
 
 import time
 
@@ -27,11 +29,13 @@ def send_poison(endpoint):
     s.setsockopt(zmq.LINGER, 0)
     s.setsockopt(zmq.SNDTIMEO, 5000)
     s.connect(endpoint)
-    body = ('{"tracking_no":"%s","channel":"hotline","idem_key":"POISON-1",'
-            '"received_at":"0000-01-01T00:00:00Z","spooled_at":"2026-01-05T10:00:00+08:00",'
+    body = ('{"tracking_no":"%s","channel":"grid","idem_key":"POISON-1",'
+            '"received_at":"2026-01-05T10:00:00+08:00","spooled_at":"2026-01-05T10:00:00+08:00",'
             '"caller":null,"content":"路灯不亮","content_norm":"路灯不亮","category":null,'
-            '"address":null,"location":null,"urgency":"normal","kind":"help",'
-            '"callback":false,"raw":{}}' % POISON)
+            '"address":null,"location":null,"urgency":"normal","kind":"report",'
+            '"callback":false,"raw":{},'
+            '"grid":{"region":"999999999999","worker":"nobody","resolved_on_site":false}}'
+            % POISON)
     s.send_multipart([b"FB1", b"PET", (77).to_bytes(8, "big"), body.encode()])
     return s
 
@@ -40,6 +44,9 @@ def run():
     settings = {"dispatcher": {"batch_wait_ms": 1500}, "intake": {"resend_ms": 60000}}
     with Cluster("poison", settings=settings) as c:
         ck = Checks()
+        c.fenboctl("classify", "train", timeout=300)
+        c.wait_until(lambda: "event=model_loaded version=1" in c.daemons["dispatcher"].log_text(),
+                     30, "the dispatcher to load the model")
         endpoint = "tcp://127.0.0.1:%d" % c.bus_petitions_port
         sock = send_poison(endpoint)
         started = time.monotonic()
@@ -52,6 +59,13 @@ def run():
             "the three orders batched with the refused petition stored with their cases"
             " (sooner than intake's resend, a minute)")
         log("stored after %.1f s" % (time.monotonic() - started))
+
+        sources = c.sql_value(
+            "SELECT string_agg(DISTINCT coalesce(c.category_source, '-') || '/'"
+            " || coalesce(c.model_version::text, '-'), ',') FROM petitions p"
+            " JOIN cases c ON c.id = p.case_id WHERE p.idem_key LIKE 'POISON-GOOD-%'")
+        ck.check(sources == "model/1",
+                 "the orders' categories should say model/1 (source/version), got %r" % sources)
 
         text = c.daemons["dispatcher"].log_text()
         ck.check("event=batch_failed petitions=4" in text,
