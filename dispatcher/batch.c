@@ -386,9 +386,14 @@ fail:
     fb_map_destroy(&by_tracking, NULL);
     if (PQstatus(db) == CONNECTION_OK && PQpipelineStatus(db) == PQ_PIPELINE_OFF)
         fb_db_exec(db, "ROLLBACK", 0, NULL);
+    /* As they came, but for the classification (batch_item_t.classified):
+     * the items may be tried again. */
     for (size_t i = 0; i < n; i++) {
         items[i].is_new = false;
+        items[i].petition_id = 0;
         items[i].case_id = 0;
+        free(items[i].region_code);
+        items[i].region_code = NULL;
         items[i].join_case = 0;
         items[i].join_item = -1;
         free(items[i].join_department);

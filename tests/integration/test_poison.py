@@ -10,7 +10,8 @@ petition alone: the three orders get their cases at once — intake's resend
 is set to a minute, so they could not have come through a resend — and the
 refused one is named in the log, stored nowhere and not acknowledged. The
 orders come as free text and the model classifies them: stored on the second
-try, their cases still say the model chose the category (not the resident)."""
+try, their cases still say the model chose the category (not the resident);
+under ASan, what the failed try had read back (regions) must not leak."""
 
 import time
 
@@ -51,7 +52,9 @@ def run():
         sock = send_poison(endpoint)
         started = time.monotonic()
         for i in range(3):
-            st, body = c.post_order(order("POISON-GOOD-%d" % i, "小区门口路灯不亮，晚上很黑"))
+            st, body = c.post_order(order(
+                "POISON-GOOD-%d" % i, "小区门口路灯不亮，晚上很黑",
+                location={"lat": 30.2741 + i * 0.01, "lng": 120.1551, "crs": "wgs84"}))
             ck.check(st == 202, "order %d: expected 202, got %s %r" % (i, st, body))
         c.wait_until(lambda: c.sql_value(
             "SELECT count(*) FROM petitions p JOIN cases c ON c.id = p.case_id"
