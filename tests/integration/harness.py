@@ -617,6 +617,48 @@ def wait_until(predicate, timeout, what="condition", interval=0.2):
         time.sleep(interval)
 
 
+class CurlForm:
+    """Uploads with curl, the way a developer tries an upload by hand: every
+    part, and the answer, is a file in a scratch folder of the cluster's."""
+
+    def __init__(self, cluster, folder):
+        self.dir = os.path.join(cluster.tmp, folder)
+        os.makedirs(self.dir)
+        self.n = 0
+
+    def file(self, name, data):
+        self.n += 1
+        path = os.path.join(self.dir, "%03d-%s" % (self.n, name))
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def post(self, url, parts=(), headers=(), method=None, raw_body=None):
+        """parts: [(name, bytes, type)] as multipart/form-data; raw_body: bytes
+        sent as they are instead. Returns (status, parsed JSON or raw bytes)."""
+        out = self.file("answer", b"")
+        argv = ["curl", "-sS", "--max-time", "60", "-o", out, "-w", "%{http_code}"]
+        if method:
+            argv += ["-X", method]
+        for h in headers:
+            argv += ["-H", h]
+        if raw_body is not None:
+            argv += ["--data-binary", "@" + self.file("body", raw_body)]
+        for name, data, ctype in parts:
+            argv += ["-F", "%s=@%s;type=%s" % (name, self.file(name, data), ctype)]
+        argv.append(url)
+        p = subprocess.run(argv, capture_output=True, timeout=90)
+        if p.returncode != 0:
+            raise AssertionError("curl failed (%d): %s" % (p.returncode, p.stderr.decode()))
+        status = int(p.stdout.decode().strip() or 0)
+        with open(out, "rb") as f:
+            body = f.read()
+        try:
+            return status, json.loads(body.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError included
+            return status, body
+
+
 def decode_body(data, ctype=""):
     """JSON when it parses, else the raw bytes."""
     if not data:

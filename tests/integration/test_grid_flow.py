@@ -25,11 +25,10 @@ real daemons (intake, dispatcher, worker) on the demo city:
 
 import json
 import os
-import subprocess
 import sys
 import time
 
-from harness import SOURCE_DIR, Checks, Cluster, log, main, order
+from harness import SOURCE_DIR, Checks, Cluster, CurlForm, log, main, order
 
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "fixtures", "photos"))
 import make_photos  # noqa: E402  (test data built with the standard library)
@@ -46,37 +45,14 @@ POINT_B = (30.2050, 120.1300)
 
 class Uploads:
     def __init__(self, c):
-        self.c = c
-        self.dir = os.path.join(c.tmp, "grid-upload")
-        os.makedirs(self.dir)
-        self.n = 0
-
-    def _file(self, name, data):
-        self.n += 1
-        path = os.path.join(self.dir, "%03d-%s" % (self.n, name))
-        with open(path, "wb") as f:
-            f.write(data)
-        return path
+        self.form = CurlForm(c, "grid-upload")
 
     def post(self, url, token, parts, key=None):
-        """parts: [(name, bytes, type)] as multipart/form-data with curl."""
-        out = self._file("answer", b"")
-        argv = ["curl", "-sS", "--max-time", "60", "-o", out, "-w", "%{http_code}",
-                "-H", "Authorization: Bearer " + token]
+        """parts: [(name, bytes, type)] as multipart/form-data."""
+        headers = ["Authorization: Bearer " + token]
         if key:
-            argv += ["-H", "Idempotency-Key: " + key]
-        for name, data, ctype in parts:
-            argv += ["-F", "%s=@%s;type=%s" % (name, self._file(name, data), ctype)]
-        argv.append(url)
-        p = subprocess.run(argv, capture_output=True, timeout=90)
-        if p.returncode != 0:
-            raise AssertionError("curl failed: %s" % p.stderr.decode())
-        with open(out, "rb") as f:
-            body = f.read()
-        try:
-            return int(p.stdout.decode()), json.loads(body.decode())
-        except ValueError:
-            return int(p.stdout.decode()), body
+            headers.append("Idempotency-Key: " + key)
+        return self.form.post(url, parts, headers)
 
 
 def photo(seed):

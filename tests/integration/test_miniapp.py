@@ -18,11 +18,10 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 
-from harness import SOURCE_DIR, Checks, Cluster, log, main
+from harness import SOURCE_DIR, Checks, Cluster, CurlForm, log, main
 
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "fixtures", "photos"))
 import make_photos  # noqa: E402  (test data built with the standard library)
@@ -82,16 +81,8 @@ class Client:
 
     def __init__(self, c):
         self.c = c
-        self.dir = os.path.join(c.tmp, "upload")
-        os.makedirs(self.dir)
-        self.n = 0
-
-    def _file(self, name, data):
-        self.n += 1
-        path = os.path.join(self.dir, "%03d-%s" % (self.n, name))
-        with open(path, "wb") as f:
-            f.write(data)
-        return path
+        self.form = CurlForm(c, "upload")
+        self.sent = 0
 
     def post(self, report=None, photos=(), key="auto", token="miniapp", headers=None,
              raw_report=None, raw_body=None, method=None, extra_parts=()):
@@ -99,41 +90,25 @@ class Client:
         photos: [(bytes, declared type)]; extra_parts: [(name, bytes, type)] after
         them; key None leaves Idempotency-Key out.
         Returns (status, parsed JSON or raw bytes)."""
-        out = self._file("answer", b"")
-        argv = ["curl", "-sS", "--max-time", "60", "-o", out, "-w", "%{http_code}"]
-        if method:
-            argv += ["-X", method]
+        self.sent += 1
+        h = []
         if token:
-            argv += ["-H", "Authorization: Bearer " + self.c.tokens.get(token, token)]
+            h.append("Authorization: Bearer " + self.c.tokens.get(token, token))
         if key == "auto":
-            key = "it-miniapp-%d-%d" % (os.getpid(), self.n)
+            key = "it-miniapp-%d-%d" % (os.getpid(), self.sent)
         if key is not None:
-            argv += ["-H", "Idempotency-Key: " + key]
-        for h in headers or ():
-            argv += ["-H", h]
-        if raw_body is not None:
-            argv += ["--data-binary", "@" + self._file("body", raw_body)]
-        else:
+            h.append("Idempotency-Key: " + key)
+        h += headers or ()
+        parts = []
+        if raw_body is None:
             if report is not None or raw_report is not None:
                 data = (raw_report if raw_report is not None
                         else json.dumps(report, ensure_ascii=False).encode("utf-8"))
-                argv += ["-F", "report=@%s;type=application/json" % self._file("report.json",
-                                                                               data)]
-            for i, (data, ctype) in enumerate(photos):
-                argv += ["-F", "photo=@%s;type=%s" % (self._file("photo%d" % i, data), ctype)]
-            for name, data, ctype in extra_parts:
-                argv += ["-F", "%s=@%s;type=%s" % (name, self._file(name, data), ctype)]
-        argv.append("http://127.0.0.1:%d%s" % (self.c.intake_port, PATH))
-        p = subprocess.run(argv, capture_output=True, timeout=90)
-        if p.returncode != 0:
-            raise AssertionError("curl failed (%d): %s" % (p.returncode, p.stderr.decode()))
-        status = int(p.stdout.decode().strip() or 0)
-        with open(out, "rb") as f:
-            body = f.read()
-        try:
-            return status, json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            return status, body
+                parts.append(("report", data, "application/json"))
+            parts += [("photo", data, ctype) for data, ctype in photos]
+            parts += extra_parts
+        return self.form.post("http://127.0.0.1:%d%s" % (self.c.intake_port, PATH), parts, h,
+                              method, raw_body)
 
 
 def report(content="小区门口井盖缺失，晚上很危险", **extra):
