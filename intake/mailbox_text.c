@@ -22,23 +22,8 @@
 /* ---- a growable string ------------------------------------------------- */
 
 void mail_buf_add(mail_buf_t *b, const void *s, size_t n) {
-    if (b->oom || n == 0)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 64;
-        while (c < b->len + n + 1)
-            c *= 2;
-        char *q = realloc(b->p, c);
-        if (!q) {
-            b->oom = true;
-            return;
-        }
-        b->p = q;
-        b->cap = c;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    if (!b->oom && n && fb_bytes_append(&b->p, &b->len, &b->cap, s, n) != 0)
+        b->oom = true;
 }
 
 static void buf_addc(mail_buf_t *b, char c) {

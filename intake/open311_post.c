@@ -64,31 +64,17 @@ static int on_field(void *ud, const char *name, const char *filename, const char
             return 0;
         }
         f = &form->f[form->n];
-        f->name = strdup(name);
-        f->value = malloc(len + 1);
-        if (!f->name || !f->value) {
-            free(f->name);
-            free(f->value);
+        *f = (s_field_t){.name = strdup(name)};
+        if (!f->name) {
             form->oom = true;
             return FB_ENOMEM;
         }
-        f->len = 0;
-        f->cap = len + 1;
         form->n++;
     }
-    if (f->len + len + 1 > f->cap) {
-        size_t cap = (f->len + len + 1) * 2;
-        char *v = realloc(f->value, cap);
-        if (!v) {
-            form->oom = true;
-            return FB_ENOMEM;
-        }
-        f->value = v;
-        f->cap = cap;
+    if (fb_bytes_append(&f->value, &f->len, &f->cap, data, len) != 0) {
+        form->oom = true;
+        return FB_ENOMEM;
     }
-    memcpy(f->value + f->len, data, len);
-    f->len += len;
-    f->value[f->len] = '\0';
     return 0;
 }
 

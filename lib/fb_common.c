@@ -1,4 +1,4 @@
-/* fb_common.c — clocks and tiny string helpers. */
+/* fb_common.c — clocks and tiny string and buffer helpers. */
 #include "fb_common.h"
 
 #include <stdlib.h>
@@ -19,4 +19,22 @@ uint64_t fb_mono_ms(void) {
 
 char *fb_strdup0(const char *s) {
     return s ? strdup(s) : NULL;
+}
+
+int fb_bytes_append(char **data, size_t *len, size_t *cap, const void *src, size_t n) {
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 4096;
+        while (c < *len + n + 1)
+            c *= 2;
+        char *grown = realloc(*data, c);
+        if (!grown)
+            return FB_ENOMEM;
+        *data = grown;
+        *cap = c;
+    }
+    if (n)
+        memcpy(*data + *len, src, n);
+    *len += n;
+    (*data)[*len] = '\0';
+    return 0;
 }

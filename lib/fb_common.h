@@ -28,4 +28,8 @@ uint64_t fb_mono_ms(void);
 /* strdup that treats NULL as NULL. Returned string is the caller's. */
 char *fb_strdup0(const char *s);
 
+/* Appends n bytes to the buffer *data of *len bytes and *cap allocated,
+ * growing it by doubling, and keeps it NUL-terminated after *len. */
+int fb_bytes_append(char **data, size_t *len, size_t *cap, const void *src, size_t n);
+
 #endif

@@ -256,20 +256,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
             r->too_large = true;
             return MHD_YES;
         }
-        if (r->len + n + 1 > r->cap) {
-            size_t cap = r->cap ? r->cap : 4096;
-            while (cap < r->len + n + 1)
-                cap *= 2;
-            char *nb = realloc(r->body, cap);
-            if (!nb)
-                return MHD_NO;
-            r->body = nb;
-            r->cap = cap;
-        }
-        memcpy(r->body + r->len, upload_data, n);
-        r->len += n;
-        r->body[r->len] = '\0';
-        return MHD_YES;
+        return fb_bytes_append(&r->body, &r->len, &r->cap, upload_data, n) == 0 ? MHD_YES : MHD_NO;
     }
     if (r->dispatched)
         return MHD_YES;

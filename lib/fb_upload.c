@@ -37,24 +37,6 @@ static void part_free(fb_upload_part_t *p) {
     *p = (fb_upload_part_t){0};
 }
 
-static int part_append(fb_upload_part_t *p, const char *data, size_t len) {
-    if (p->len + len + 1 > p->cap) {
-        size_t cap = p->cap ? p->cap : 8192;
-        while (cap < p->len + len + 1)
-            cap *= 2;
-        char *n = realloc(p->data, cap);
-        if (!n)
-            return FB_ENOMEM;
-        p->data = n;
-        p->cap = cap;
-    }
-    if (len)
-        memcpy(p->data + p->len, data, len);
-    p->len += len;
-    p->data[p->len] = '\0';
-    return 0;
-}
-
 /* libmicrohttpd hands a part over in pieces at increasing offsets; a piece at
  * offset 0 starts a new part. An empty first piece may be followed by another
  * at offset 0 for the same part, so that one does not start a second part. */
@@ -100,7 +82,7 @@ static int on_field(void *ud, const char *name, const char *filename, const char
                       u->field_buf, u->what, u->json_name, FB_UPLOAD_MAX_PHOTOS);
     }
     u->cur = p;
-    if (part_append(p, data, len) != 0)
+    if (fb_bytes_append(&p->data, &p->len, &p->cap, data, len) != 0)
         return refuse(u, 503, "out_of_memory", NULL, "out of memory");
     return 0;
 }
