@@ -65,6 +65,7 @@ struct intake_directory {
     uv_timer_t timer;
     uv_work_t work;
     bool busy, closing, timer_closed;
+    bool again;      /* the table changed during a fetch: fetch once more after it */
     json_t *fetched; /* result of the last background fetch */
     int refresh_s;
     uv_async_t wake; /* the listener's "tokens changed" */
@@ -174,6 +175,8 @@ static void maybe_free(intake_directory_t *d) {
     free(d);
 }
 
+static void on_timer(uv_timer_t *t);
+
 static void after_work_cb(uv_work_t *w, int status) {
     intake_directory_t *d = w->data;
     d->busy = false;
@@ -183,6 +186,8 @@ static void after_work_cb(uv_work_t *w, int status) {
     d->fetched = NULL;
     if (d->closing)
         maybe_free(d);
+    else if (d->again)
+        on_timer(&d->timer);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -190,6 +195,7 @@ static void on_timer(uv_timer_t *t) {
     if (d->busy)
         return;
     d->busy = true;
+    d->again = false;
     d->work.data = d;
     uv_queue_work(d->loop, &d->work, work_cb, after_work_cb);
 }
@@ -238,11 +244,10 @@ static void *listen_main(void *arg) {
 
 static void on_wake(uv_async_t *a) {
     intake_directory_t *d = a->data;
-    if (d->busy) {
-        uv_timer_start(&d->timer, on_timer, 100, (uint64_t)d->refresh_s * 1000);
-        return;
-    }
-    on_timer(&d->timer);
+    if (d->busy)
+        d->again = true; /* the fetch under way may have read it before the change */
+    else
+        on_timer(&d->timer);
 }
 
 int intake_directory_open(uv_loop_t *loop, const char *conninfo, const char *cache_path,
