@@ -4,21 +4,7 @@
 #include "fb_common.h"
 
 #include <ctype.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
-
-int intake_refuse(intake_error_t *err, unsigned status, const char *code, const char *field,
-                  const char *fmt, ...) {
-    err->status = status;
-    err->code = code;
-    err->field = field;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return FB_EINVAL;
-}
 
 /* Order numbers are read over the phone and appear in logs: printable ASCII
  * without spaces. */
@@ -45,16 +31,16 @@ bool intake_phone_like(const char *s) {
 
 /* An optional string member: absent or null → *out NULL. */
 int intake_opt_string(const json_t *o, const char *key, const char *field, size_t max,
-                      const char **out, intake_error_t *err) {
+                      const char **out, fb_refusal_t *err) {
     const json_t *v = json_object_get(o, key);
     *out = NULL;
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_string(v))
-        return intake_refuse(err, 422, "invalid_field", field, "%s must be a string", field);
+        return fb_refuse(err, 422, "invalid_field", field, "%s must be a string", field);
     if (json_string_length(v) > max)
-        return intake_refuse(err, 422, "invalid_field", field, "%s is longer than %zu bytes", field,
-                             max);
+        return fb_refuse(err, 422, "invalid_field", field, "%s is longer than %zu bytes", field,
+                         max);
     *out = json_string_value(v);
     return 0;
 }

@@ -4,24 +4,15 @@
 #ifndef INTAKE_ADAPTER_H
 #define INTAKE_ADAPTER_H
 
+#include "fb_common.h"
 #include "fb_petition.h"
 
 #include <stdbool.h>
 
-typedef struct intake_error {
-    unsigned status;   /* HTTP status of the refusal (400, 422, …) */
-    const char *code;  /* machine-readable, e.g. "invalid_field" */
-    const char *field; /* the offending field, or NULL */
-    char message[256];
-} intake_error_t;
-
-/* Fills err (status, code, field, message) and returns FB_EINVAL. */
-int intake_refuse(intake_error_t *err, unsigned status, const char *code, const char *field,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* An optional string member key of o, at most max bytes: absent or null
  * leaves *out NULL; anything else but a string is refused naming field. */
 int intake_opt_string(const json_t *o, const char *key, const char *field, size_t max,
-                      const char **out, intake_error_t *err);
+                      const char **out, fb_refusal_t *err);
 /* Order numbers, keys and ids: 1..max printable ASCII characters, no spaces
  * (they are read over the phone and appear in logs). */
 bool intake_token_like(const char *s, size_t max);
@@ -36,6 +27,6 @@ typedef bool (*intake_category_known_cb)(void *ud, const char *code);
  * order number, content normalised, location in WGS-84); otherwise err says
  * why and nothing is allocated. */
 int intake_hotline_parse(const char *body, size_t len, intake_category_known_cb known, void *ud,
-                         fb_petition_t **out, intake_error_t *err);
+                         fb_petition_t **out, fb_refusal_t *err);
 
 #endif

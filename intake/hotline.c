@@ -18,20 +18,20 @@
 #define MAX_CONTENT_BYTES 15000 /* ~5,000 Chinese characters */
 
 int intake_hotline_parse(const char *body, size_t len, intake_category_known_cb known, void *ud,
-                         fb_petition_t **out, intake_error_t *err) {
+                         fb_petition_t **out, fb_refusal_t *err) {
     *out = NULL;
     json_error_t je;
     json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
         if (json_error_code(&je) == json_error_invalid_utf8)
-            return intake_refuse(err, 400, "invalid_utf8", NULL, "body is not valid UTF-8");
-        return intake_refuse(err, 400, "malformed_json", NULL,
-                             "body is not valid JSON: %s (line %d)", je.text, je.line);
+            return fb_refuse(err, 400, "invalid_utf8", NULL, "body is not valid UTF-8");
+        return fb_refuse(err, 400, "malformed_json", NULL, "body is not valid JSON: %s (line %d)",
+                         je.text, je.line);
     }
     fb_petition_t *p = NULL;
     int rc = FB_EINVAL;
     if (!json_is_object(j)) {
-        intake_refuse(err, 400, "malformed_json", NULL, "body must be a JSON object");
+        fb_refuse(err, 400, "malformed_json", NULL, "body must be a JSON object");
         goto fail;
     }
     const char *order_no, *received, *content, *category, *address, *urgency, *kind;
@@ -45,69 +45,67 @@ int intake_hotline_parse(const char *body, size_t len, intake_category_known_cb 
         intake_opt_string(j, "kind", "kind", 16, &kind, err))
         goto fail;
     if (!order_no || !intake_token_like(order_no, 64)) {
-        intake_refuse(err, 422, order_no ? "invalid_field" : "missing_field", "order_no",
-                      "order_no is required: 1-64 printable characters without spaces");
+        fb_refuse(err, 422, order_no ? "invalid_field" : "missing_field", "order_no",
+                  "order_no is required: 1-64 printable characters without spaces");
         goto fail;
     }
     int64_t received_us;
     if (!received || fb_time_parse(received, &received_us) != 0) {
-        intake_refuse(
-            err, 422, received ? "invalid_field" : "missing_field", "received_at",
-            "received_at is required as an RFC 3339 time, e.g. 2026-11-22T09:30:00+08:00");
+        fb_refuse(err, 422, received ? "invalid_field" : "missing_field", "received_at",
+                  "received_at is required as an RFC 3339 time, e.g. 2026-11-22T09:30:00+08:00");
         goto fail;
     }
     if (received_us < INT64_C(946684800000000)) { /* 2000-01-01 */
-        intake_refuse(err, 422, "invalid_field", "received_at", "received_at lies before 2000");
+        fb_refuse(err, 422, "invalid_field", "received_at", "received_at lies before 2000");
         goto fail;
     }
     if (received_us > fb_now_us() + INT64_C(86400000000)) {
-        intake_refuse(err, 422, "invalid_field", "received_at", "received_at lies in the future");
+        fb_refuse(err, 422, "invalid_field", "received_at", "received_at lies in the future");
         goto fail;
     }
     const json_t *caller = json_object_get(j, "caller");
     if (caller && !json_is_null(caller)) {
         if (!json_is_object(caller)) {
-            intake_refuse(err, 422, "invalid_field", "caller", "caller must be an object");
+            fb_refuse(err, 422, "invalid_field", "caller", "caller must be an object");
             goto fail;
         }
         if (intake_opt_string(caller, "name", "caller.name", 100, &name, err) ||
             intake_opt_string(caller, "phone", "caller.phone", 32, &phone, err))
             goto fail;
         if (phone && !intake_phone_like(phone)) {
-            intake_refuse(err, 422, "invalid_field", "caller.phone",
-                          "caller.phone must be a telephone number");
+            fb_refuse(err, 422, "invalid_field", "caller.phone",
+                      "caller.phone must be a telephone number");
             goto fail;
         }
     }
     if (!content) {
-        intake_refuse(err, 422, "missing_field", "content", "content is required");
+        fb_refuse(err, 422, "missing_field", "content", "content is required");
         goto fail;
     }
     if (category && known && !known(ud, category)) {
-        intake_refuse(err, 422, "unknown_category", "category", "category %s does not exist",
-                      category);
+        fb_refuse(err, 422, "unknown_category", "category", "category %s does not exist", category);
         goto fail;
     }
     if (urgency && !fb_urgency_valid(urgency)) {
-        intake_refuse(err, 422, "invalid_field", "urgency",
-                      "urgency must be normal, urgent or emergency");
+        fb_refuse(err, 422, "invalid_field", "urgency",
+                  "urgency must be normal, urgent or emergency");
         goto fail;
     }
     if (kind && !fb_kind_valid(kind)) {
-        intake_refuse(err, 422, "invalid_field", "kind",
-                      "kind must be consult, help, complaint, report, suggestion or praise");
+        fb_refuse(err, 422, "invalid_field", "kind",
+                  "kind must be consult, help, complaint, report, suggestion or praise");
         goto fail;
     }
     const json_t *cb = json_object_get(j, "callback");
     if (cb && !json_is_boolean(cb) && !json_is_null(cb)) {
-        intake_refuse(err, 422, "invalid_field", "callback", "callback must be true or false");
+        fb_refuse(err, 422, "invalid_field", "callback", "callback must be true or false");
         goto fail;
     }
 
     p = fb_petition_new();
     if (!p) {
         rc = FB_ENOMEM;
-        intake_refuse(err, 503, "out_of_memory", NULL, "out of memory");
+        fb_refuse(err, 503, "out_of_memory", NULL, "out of memory");
         goto fail;
     }
     const json_t *loc = json_object_get(j, "location");
@@ -115,36 +113,36 @@ int intake_hotline_parse(const char *body, size_t len, intake_category_known_cb 
         const json_t *lat = json_object_get(loc, "lat"), *lng = json_object_get(loc, "lng");
         const char *crs = json_string_value(json_object_get(loc, "crs"));
         if (!json_is_object(loc) || !json_is_number(lat) || !json_is_number(lng)) {
-            intake_refuse(err, 422, "invalid_field", "location",
-                          "location must be {\"lat\": number, \"lng\": number, \"crs\": …}");
+            fb_refuse(err, 422, "invalid_field", "location",
+                      "location must be {\"lat\": number, \"lng\": number, \"crs\": …}");
             goto fail;
         }
         p->lat = json_number_value(lat);
         p->lng = json_number_value(lng);
         if (!fb_geo_valid(p->lat, p->lng)) {
-            intake_refuse(err, 422, "invalid_field",
-                          (p->lat < -90 || p->lat > 90 || p->lat != p->lat) ? "location.lat"
-                                                                            : "location.lng",
-                          "location is not a point on Earth");
+            fb_refuse(err, 422, "invalid_field",
+                      (p->lat < -90 || p->lat > 90 || p->lat != p->lat) ? "location.lat"
+                                                                        : "location.lng",
+                      "location is not a point on Earth");
             goto fail;
         }
         if (crs && strcmp(crs, "gcj02") == 0) {
             fb_geo_gcj02_to_wgs84(p->lat, p->lng, &p->lat, &p->lng);
         } else if (crs && strcmp(crs, "wgs84") != 0) {
-            intake_refuse(err, 422, "invalid_field", "location.crs",
-                          "location.crs must be wgs84 or gcj02");
+            fb_refuse(err, 422, "invalid_field", "location.crs",
+                      "location.crs must be wgs84 or gcj02");
             goto fail;
         }
         p->has_location = true;
     }
     rc = fb_text_normalize(content, &p->content_norm);
     if (rc) {
-        intake_refuse(err, 400, "invalid_utf8", "content", "content is not valid UTF-8");
+        fb_refuse(err, 400, "invalid_utf8", "content", "content is not valid UTF-8");
         goto fail;
     }
     if (!*p->content_norm) {
         rc = FB_EINVAL;
-        intake_refuse(err, 422, "missing_field", "content", "content is empty");
+        fb_refuse(err, 422, "missing_field", "content", "content is empty");
         goto fail;
     }
     p->channel = strdup("hotline");
@@ -162,7 +160,7 @@ int intake_hotline_parse(const char *body, size_t len, intake_category_known_cb 
     if (!p->channel || !p->idem_key || !p->content || !p->urgency || !p->kind) {
         p->raw = NULL;
         rc = FB_ENOMEM;
-        intake_refuse(err, 503, "out_of_memory", NULL, "out of memory");
+        fb_refuse(err, 503, "out_of_memory", NULL, "out of memory");
         goto fail;
     }
     *out = p;
@@ -184,7 +182,7 @@ void intake_hotline_http(intake_t *in, fb_http_req_t *req) {
     size_t len;
     const char *body = fb_http_body(req, &len);
     fb_petition_t *p;
-    intake_error_t err;
+    fb_refusal_t err;
     if (intake_hotline_parse(body, len, intake_directory_category_known, in->dir, &p, &err) != 0) {
         in->m.rejected++;
         fb_log(FB_LOG_INFO, "event=petition_refused channel=hotline code=%s field=%s", err.code,

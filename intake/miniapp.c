@@ -125,42 +125,42 @@ static bool png_gps(const unsigned char *buf, size_t len, double *lat, double *l
 
 /* Reads the report's location into WGS-84 (*has false when there is none). */
 static int report_location(intake_t *in, const json_t *j, bool *has, double *lat, double *lng,
-                           intake_error_t *err) {
+                           fb_refusal_t *err) {
     const json_t *loc = json_object_get(j, "location");
     *has = false;
     if (!loc || json_is_null(loc))
         return 0;
     if (!json_is_object(loc))
-        return intake_refuse(err, 422, "invalid_field", "location",
-                             "location must be {\"lat\": number, \"lng\": number} in GCJ-02");
+        return fb_refuse(err, 422, "invalid_field", "location",
+                         "location must be {\"lat\": number, \"lng\": number} in GCJ-02");
     const json_t *jlat = json_object_get(loc, "lat"), *jlng = json_object_get(loc, "lng");
     const char *crs;
     if (intake_opt_string(loc, "crs", "location.crs", 16, &crs, err))
         return FB_EINVAL;
     if (!json_is_number(jlat))
-        return intake_refuse(err, 422, jlat ? "invalid_field" : "missing_field", "location.lat",
-                             "location.lat must be a number (degrees north)");
+        return fb_refuse(err, 422, jlat ? "invalid_field" : "missing_field", "location.lat",
+                         "location.lat must be a number (degrees north)");
     if (!json_is_number(jlng))
-        return intake_refuse(err, 422, jlng ? "invalid_field" : "missing_field", "location.lng",
-                             "location.lng must be a number (degrees east)");
+        return fb_refuse(err, 422, jlng ? "invalid_field" : "missing_field", "location.lng",
+                         "location.lng must be a number (degrees east)");
     double y = json_number_value(jlat), x = json_number_value(jlng);
     if (!(y >= -90 && y <= 90))
-        return intake_refuse(err, 422, "invalid_field", "location.lat",
-                             "location.lat must lie between -90 and 90");
+        return fb_refuse(err, 422, "invalid_field", "location.lat",
+                         "location.lat must lie between -90 and 90");
     if (!(x >= -180 && x <= 180) || !fb_geo_valid(y, x))
-        return intake_refuse(err, 422, "invalid_field", "location.lng",
-                             "location.lng must lie between -180 and 180");
+        return fb_refuse(err, 422, "invalid_field", "location.lng",
+                         "location.lng must lie between -180 and 180");
     /* WeChat's wx.getLocation answers GCJ-02 unless asked for wgs84; a client
      * that asked may say so. */
     if (!crs || strcmp(crs, "gcj02") == 0)
         fb_geo_gcj02_to_wgs84(y, x, &y, &x);
     else if (strcmp(crs, "wgs84") != 0)
-        return intake_refuse(err, 422, "invalid_field", "location.crs",
-                             "location.crs must be gcj02 (the default) or wgs84");
+        return fb_refuse(err, 422, "invalid_field", "location.crs",
+                         "location.crs must be gcj02 (the default) or wgs84");
     if (!intake_directory_in_city(in->dir, y, x))
-        return intake_refuse(
-            err, 422, "outside_city", "location",
-            "location (%.6f, %.6f WGS-84) lies outside the city this hotline serves", y, x);
+        return fb_refuse(err, 422, "outside_city", "location",
+                         "location (%.6f, %.6f WGS-84) lies outside the city this hotline serves",
+                         y, x);
     *lat = y;
     *lng = x;
     *has = true;
@@ -170,28 +170,28 @@ static int report_location(intake_t *in, const json_t *j, bool *has, double *lat
 /* A grid worker's report: where it must lie, and whether it was fixed on
  * the spot (grid_fields). */
 static int grid_fields(intake_t *in, const intake_token_info_t *grid, const json_t *j,
-                       const fb_upload_t *f, fb_petition_t *p, intake_error_t *err) {
+                       const fb_upload_t *f, fb_petition_t *p, fb_refusal_t *err) {
     const json_t *on_site = json_object_get(j, "resolved_on_site");
     if (on_site && !json_is_boolean(on_site))
-        return intake_refuse(err, 422, "invalid_field", "resolved_on_site",
-                             "resolved_on_site must be true or false");
+        return fb_refuse(err, 422, "invalid_field", "resolved_on_site",
+                         "resolved_on_site must be true or false");
     p->resolved_on_site = json_is_true(on_site);
     if (p->resolved_on_site && f->nphotos == 0)
-        return intake_refuse(err, 422, "missing_field", "photo",
-                             "a report resolved on site needs at least one photo taken after "
-                             "the fix");
+        return fb_refuse(err, 422, "missing_field", "photo",
+                         "a report resolved on site needs at least one photo taken after "
+                         "the fix");
     if (!p->has_location)
-        return intake_refuse(err, 422, "missing_field", "location",
-                             "a grid report needs its place: location in the report, or a photo "
-                             "that knows where it was taken");
+        return fb_refuse(err, 422, "missing_field", "location",
+                         "a grid report needs its place: location in the report, or a photo "
+                         "that knows where it was taken");
     if (!intake_directory_in_area(in->dir, grid->region, p->lat, p->lng))
-        return intake_refuse(err, 403, "outside_area", "location",
-                             "(%.6f, %.6f WGS-84) lies outside your area %s", p->lat, p->lng,
-                             grid->region);
+        return fb_refuse(err, 403, "outside_area", "location",
+                         "(%.6f, %.6f WGS-84) lies outside your area %s", p->lat, p->lng,
+                         grid->region);
     p->grid_region = strdup(grid->region);
     p->grid_worker = strdup(grid->name);
     if (!p->grid_region || !p->grid_worker)
-        return intake_refuse(err, 503, "out_of_memory", NULL, "out of memory");
+        return fb_refuse(err, 503, "out_of_memory", NULL, "out of memory");
     return 0;
 }
 
@@ -199,26 +199,25 @@ static int grid_fields(intake_t *in, const intake_token_info_t *grid, const json
  * types[i] is photo i's sniffed content type; grid: the grid worker who
  * reports, NULL for a resident. */
 static int build_petition(intake_t *in, const char *key, const fb_upload_t *f, const char **types,
-                          const intake_token_info_t *grid, fb_petition_t **out,
-                          intake_error_t *err) {
+                          const intake_token_info_t *grid, fb_petition_t **out, fb_refusal_t *err) {
     *out = NULL;
     if (!f->have_json)
-        return intake_refuse(err, 422, "missing_field", "report",
-                             "part report (the report as JSON) is required");
+        return fb_refuse(err, 422, "missing_field", "report",
+                         "part report (the report as JSON) is required");
     json_error_t je;
     json_t *j =
         json_loadb(f->json.data ? f->json.data : "", f->json.len, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
         if (json_error_code(&je) == json_error_invalid_utf8)
-            return intake_refuse(err, 400, "invalid_utf8", "report", "report is not valid UTF-8");
-        return intake_refuse(err, 400, "malformed_json", "report",
-                             "report is not valid JSON: %s (line %d)", je.text, je.line);
+            return fb_refuse(err, 400, "invalid_utf8", "report", "report is not valid UTF-8");
+        return fb_refuse(err, 400, "malformed_json", "report",
+                         "report is not valid JSON: %s (line %d)", je.text, je.line);
     }
     fb_petition_t *p = NULL;
     json_t *raw = NULL;
     int rc = FB_EINVAL;
     if (!json_is_object(j)) {
-        intake_refuse(err, 400, "malformed_json", "report", "report must be a JSON object");
+        fb_refuse(err, 400, "malformed_json", "report", "report must be a JSON object");
         goto fail;
     }
     const char *openid, *content, *category, *address, *urgency, *kind;
@@ -230,47 +229,46 @@ static int build_petition(intake_t *in, const char *key, const fb_upload_t *f, c
         intake_opt_string(j, "kind", "kind", 16, &kind, err))
         goto fail;
     if (!grid && !printable(openid, MAX_OPENID_BYTES, true)) {
-        intake_refuse(err, 422, openid ? "invalid_field" : "missing_field", "openid",
-                      "openid is required: the resident's mini-program openid, 1-%d printable "
-                      "characters without spaces",
-                      MAX_OPENID_BYTES);
+        fb_refuse(err, 422, openid ? "invalid_field" : "missing_field", "openid",
+                  "openid is required: the resident's mini-program openid, 1-%d printable "
+                  "characters without spaces",
+                  MAX_OPENID_BYTES);
         goto fail;
     }
     if (!content) {
-        intake_refuse(err, 422, "missing_field", "content", "content is required");
+        fb_refuse(err, 422, "missing_field", "content", "content is required");
         goto fail;
     }
     if (category && !intake_directory_category_known(in->dir, category)) {
-        intake_refuse(err, 422, "unknown_category", "category", "category %s does not exist",
-                      category);
+        fb_refuse(err, 422, "unknown_category", "category", "category %s does not exist", category);
         goto fail;
     }
     if (urgency && !fb_urgency_valid(urgency)) {
-        intake_refuse(err, 422, "invalid_field", "urgency",
-                      "urgency must be normal, urgent or emergency");
+        fb_refuse(err, 422, "invalid_field", "urgency",
+                  "urgency must be normal, urgent or emergency");
         goto fail;
     }
     if (kind && !fb_kind_valid(kind)) {
-        intake_refuse(err, 422, "invalid_field", "kind",
-                      "kind must be consult, help, complaint, report, suggestion or praise");
+        fb_refuse(err, 422, "invalid_field", "kind",
+                  "kind must be consult, help, complaint, report, suggestion or praise");
         goto fail;
     }
     p = fb_petition_new();
     if (!p) {
         rc = FB_ENOMEM;
-        intake_refuse(err, 503, "out_of_memory", NULL, "out of memory");
+        fb_refuse(err, 503, "out_of_memory", NULL, "out of memory");
         goto fail;
     }
     if (report_location(in, j, &p->has_location, &p->lat, &p->lng, err))
         goto fail;
     rc = fb_text_normalize(content, &p->content_norm);
     if (rc) {
-        intake_refuse(err, 400, "invalid_utf8", "content", "content is not valid UTF-8");
+        fb_refuse(err, 400, "invalid_utf8", "content", "content is not valid UTF-8");
         goto fail;
     }
     rc = FB_EINVAL;
     if (!*p->content_norm) {
-        intake_refuse(err, 422, "missing_field", "content", "content is empty");
+        fb_refuse(err, 422, "missing_field", "content", "content is empty");
         goto fail;
     }
     /* Without a location in the report, the first photo that knows where it
@@ -308,7 +306,7 @@ static int build_petition(intake_t *in, const char *key, const fb_upload_t *f, c
     if (!raw || !p->channel || !p->idem_key || !p->content || !p->urgency || !p->kind ||
         (category && !p->category) || (address && !p->address)) {
         rc = FB_ENOMEM;
-        intake_refuse(err, 503, "out_of_memory", NULL, "out of memory");
+        fb_refuse(err, 503, "out_of_memory", NULL, "out of memory");
         goto fail;
     }
     p->raw = raw;
@@ -324,24 +322,24 @@ fail:
 
 /* Stores the photos and lists them in the petition's raw JSON. Runs only once
  * everything else was accepted. */
-static int store_photos(intake_t *in, const fb_upload_t *f, fb_petition_t *p, intake_error_t *err) {
+static int store_photos(intake_t *in, const fb_upload_t *f, fb_petition_t *p, fb_refusal_t *err) {
     json_t *list = json_object_get(p->raw, "photos");
     for (size_t i = 0; i < f->nphotos; i++) {
         char sha[65];
         const char *type;
         if (fb_photo_store(in->cfg.data_dir, f->photos[i].data, f->photos[i].len, sha, &type) != 0)
-            return intake_refuse(
-                err, 503, "photo_store_failed", "photo",
-                "photo %zu could not be stored; retry with the same Idempotency-Key", i + 1);
+            return fb_refuse(err, 503, "photo_store_failed", "photo",
+                             "photo %zu could not be stored; retry with the same Idempotency-Key",
+                             i + 1);
         if (json_array_append_new(list, json_pack("{s:s,s:s,s:I}", "sha256", sha, "content_type",
                                                   type, "bytes", (json_int_t)f->photos[i].len)))
-            return intake_refuse(err, 503, "out_of_memory", NULL, "out of memory");
+            return fb_refuse(err, 503, "out_of_memory", NULL, "out of memory");
     }
     return 0;
 }
 
 static void refused(intake_t *in, fb_http_req_t *req, const char *channel,
-                    const intake_error_t *err) {
+                    const fb_refusal_t *err) {
     in->m.rejected++;
     fb_log(FB_LOG_INFO, "event=petition_refused channel=%s code=%s field=%s", channel, err->code,
            err->field ? err->field : "-");
@@ -351,7 +349,7 @@ static void refused(intake_t *in, fb_http_req_t *req, const char *channel,
 /* A report with photos from a resident (grid NULL) or a grid worker. */
 static void report_http(intake_t *in, fb_http_req_t *req, const char *channel,
                         const intake_token_info_t *grid) {
-    intake_error_t err = {0};
+    fb_refusal_t err = {0};
     fb_upload_t form = {.json_name = "report",
                         .what = "report",
                         .json_max = MAX_REPORT_BYTES,
@@ -359,37 +357,36 @@ static void report_http(intake_t *in, fb_http_req_t *req, const char *channel,
     fb_petition_t *p = NULL;
     const char *key = fb_http_header(req, "Idempotency-Key");
     if (!printable(key, MAX_KEY_BYTES, false)) {
-        intake_refuse(
-            &err, 422, key ? "invalid_field" : "missing_field", "Idempotency-Key",
-            "an Idempotency-Key header of 1-%d printable characters is required, the same "
-            "for every retry of one report",
-            MAX_KEY_BYTES);
+        fb_refuse(&err, 422, key ? "invalid_field" : "missing_field", "Idempotency-Key",
+                  "an Idempotency-Key header of 1-%d printable characters is required, the same "
+                  "for every retry of one report",
+                  MAX_KEY_BYTES);
         goto fail;
     }
     const char *ctype = fb_http_header(req, "Content-Type");
     if (!ctype || strncasecmp(ctype, "multipart/form-data", 19) != 0) {
-        intake_refuse(&err, 415, "unsupported_media_type", "Content-Type",
-                      "send multipart/form-data: a part report (JSON) and up to %d parts photo",
-                      MAX_PHOTOS);
+        fb_refuse(&err, 415, "unsupported_media_type", "Content-Type",
+                  "send multipart/form-data: a part report (JSON) and up to %d parts photo",
+                  MAX_PHOTOS);
         goto fail;
     }
     int rc = fb_upload_read(req, &form);
-    if (form.failed) {
-        intake_refuse(&err, form.status, form.code, form.field, "%s", form.message);
+    if (form.refusal.status) {
+        err = form.refusal;
         goto fail;
     }
     if (rc != 0) {
-        intake_refuse(&err, 400, "malformed_multipart", NULL,
-                      "the body is not well-formed multipart/form-data");
+        fb_refuse(&err, 400, "malformed_multipart", NULL,
+                  "the body is not well-formed multipart/form-data");
         goto fail;
     }
     const char *types[MAX_PHOTOS];
     for (size_t i = 0; i < form.nphotos; i++) {
         types[i] = fb_photo_sniff(form.photos[i].data, form.photos[i].len);
         if (!types[i]) {
-            intake_refuse(&err, 415, "unsupported_photo", "photo",
-                          "photo %zu is not a JPEG or PNG image (declared as %s)", i + 1,
-                          form.photos[i].declared);
+            fb_refuse(&err, 415, "unsupported_photo", "photo",
+                      "photo %zu is not a JPEG or PNG image (declared as %s)", i + 1,
+                      form.photos[i].declared);
             goto fail;
         }
     }

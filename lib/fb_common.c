@@ -1,6 +1,8 @@
 /* fb_common.c — clocks and tiny string and buffer helpers. */
 #include "fb_common.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,4 +39,16 @@ int fb_bytes_append(char **data, size_t *len, size_t *cap, const void *src, size
     *len += n;
     (*data)[*len] = '\0';
     return 0;
+}
+
+int fb_refuse(fb_refusal_t *r, unsigned status, const char *code, const char *field,
+              const char *fmt, ...) {
+    r->status = status;
+    r->code = code;
+    r->field = field;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    va_end(ap);
+    return FB_EINVAL;
 }

@@ -32,4 +32,16 @@ char *fb_strdup0(const char *s);
  * growing it by doubling, and keeps it NUL-terminated after *len. */
 int fb_bytes_append(char **data, size_t *len, size_t *cap, const void *src, size_t n);
 
+/* A request refused: what the client is answered. */
+typedef struct fb_refusal {
+    unsigned status;   /* HTTP status (400, 422, …); 0: nothing refused */
+    const char *code;  /* machine-readable, e.g. "invalid_field" */
+    const char *field; /* the offending field, or NULL; borrowed */
+    char message[256];
+} fb_refusal_t;
+
+/* Fills r (status, code, field, message) and returns FB_EINVAL. */
+int fb_refuse(fb_refusal_t *r, unsigned status, const char *code, const char *field,
+              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 #endif

@@ -3,8 +3,6 @@
 #include "fb_common.h"
 
 #include <ctype.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,21 +13,6 @@ static void copy_label(char *dst, size_t size, const char *src) {
     for (; src && *src && n + 1 < size; src++)
         dst[n++] = isprint((unsigned char)*src) ? *src : '?';
     dst[n] = '\0';
-}
-
-static int refuse(fb_upload_t *u, unsigned status, const char *code, const char *field,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int refuse(fb_upload_t *u, unsigned status, const char *code, const char *field,
-                  const char *fmt, ...) {
-    u->failed = true;
-    u->status = status;
-    u->code = code;
-    u->field = field;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(u->message, sizeof u->message, fmt, ap);
-    va_end(ap);
-    return 1; /* stops the post processor */
 }
 
 static void part_free(fb_upload_part_t *p) {
@@ -49,47 +32,47 @@ static int on_field(void *ud, const char *name, const char *filename, const char
     (void)filename;
     fb_upload_t *u = ud;
     fb_upload_part_t *p;
-    if (u->failed)
-        return 1;
+    if (u->refusal.status)
+        return FB_EINVAL; /* nonzero: stops the post processor */
     if (name && strcmp(name, u->json_name) == 0) {
         if (starts_part(u, &u->json, off)) {
             if (u->have_json)
-                return refuse(u, 422, "invalid_field", u->json_name, "send exactly one %s part",
-                              u->json_name);
+                return fb_refuse(&u->refusal, 422, "invalid_field", u->json_name,
+                                 "send exactly one %s part", u->json_name);
             u->have_json = true;
         }
         p = &u->json;
         if (p->len + len > u->json_max)
-            return refuse(u, 413, "too_large", u->json_name, "the %s part exceeds %zu bytes",
-                          u->json_name, u->json_max);
+            return fb_refuse(&u->refusal, 413, "too_large", u->json_name,
+                             "the %s part exceeds %zu bytes", u->json_name, u->json_max);
     } else if (name && strcmp(name, "photo") == 0) {
         fb_upload_part_t *last = u->nphotos ? &u->photos[u->nphotos - 1] : NULL;
         if (!last || starts_part(u, last, off)) {
             if (u->nphotos == FB_UPLOAD_MAX_PHOTOS)
-                return refuse(u, 422, "too_many_photos", "photo", "at most %d photos per %s",
-                              FB_UPLOAD_MAX_PHOTOS, u->what);
+                return fb_refuse(&u->refusal, 422, "too_many_photos", "photo",
+                                 "at most %d photos per %s", FB_UPLOAD_MAX_PHOTOS, u->what);
             last = &u->photos[u->nphotos++];
             copy_label(last->declared, sizeof last->declared, content_type ? content_type : "none");
         }
         p = last;
         if (p->len + len > u->photo_max)
-            return refuse(u, 413, "photo_too_large", "photo", "photo %zu is larger than %zu bytes",
-                          u->nphotos, u->photo_max);
+            return fb_refuse(&u->refusal, 413, "photo_too_large", "photo",
+                             "photo %zu is larger than %zu bytes", u->nphotos, u->photo_max);
     } else {
         copy_label(u->field_buf, sizeof u->field_buf, name);
-        return refuse(u, 422, "unknown_part", *u->field_buf ? u->field_buf : NULL,
-                      "unknown part \"%s\": a %s has one part %s and up to %d parts photo",
-                      u->field_buf, u->what, u->json_name, FB_UPLOAD_MAX_PHOTOS);
+        return fb_refuse(&u->refusal, 422, "unknown_part", *u->field_buf ? u->field_buf : NULL,
+                         "unknown part \"%s\": a %s has one part %s and up to %d parts photo",
+                         u->field_buf, u->what, u->json_name, FB_UPLOAD_MAX_PHOTOS);
     }
     u->cur = p;
     if (fb_bytes_append(&p->data, &p->len, &p->cap, data, len) != 0)
-        return refuse(u, 503, "out_of_memory", NULL, "out of memory");
+        return fb_refuse(&u->refusal, 503, "out_of_memory", NULL, "out of memory");
     return 0;
 }
 
 int fb_upload_read(fb_http_req_t *req, fb_upload_t *u) {
     int rc = fb_http_form(req, on_field, u);
-    return u->failed || rc != 0 ? FB_EINVAL : 0;
+    return u->refusal.status || rc != 0 ? FB_EINVAL : 0;
 }
 
 void fb_upload_free(fb_upload_t *u) {

@@ -8,6 +8,7 @@
 #ifndef FB_UPLOAD_H
 #define FB_UPLOAD_H
 
+#include "fb_common.h"
 #include "fb_http.h"
 
 #include <stdbool.h>
@@ -32,16 +33,13 @@ typedef struct {
     fb_upload_part_t photos[FB_UPLOAD_MAX_PHOTOS];
     size_t nphotos;
     fb_upload_part_t *cur; /* the part the last piece belonged to */
-    /* A refusal (failed): status, code, field (NULL or borrowed from the
-     * form) and message. */
-    bool failed;
-    unsigned status;
-    const char *code, *field;
-    char message[256];
+    /* The form refused (status nonzero); its field NULL or borrowed from
+     * field_buf. */
+    fb_refusal_t refusal;
     char field_buf[72];
 } fb_upload_t;
 
-/* Reads req's form into u. Returns 0; or, with u->failed, a refusal to
+/* Reads req's form into u. Returns 0; or, with u->refusal.status set, a refusal to
  * answer; or, without, FB_EINVAL for a body that is not well-formed
  * multipart/form-data. */
 int fb_upload_read(fb_http_req_t *req, fb_upload_t *u);

@@ -89,8 +89,9 @@ static bool read_decision(fb_worker_t *w, fb_http_req_t *req, json_t **doc, s_de
     *doc = NULL;
     if (ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0) {
         int rc = fb_upload_read(req, &f);
-        if (f.failed) {
-            fb_http_error(req, f.status, f.code, f.field, "%s", f.message);
+        if (f.refusal.status) {
+            fb_http_error(req, f.refusal.status, f.refusal.code, f.refusal.field, "%s",
+                          f.refusal.message);
             goto done;
         }
         if (rc != 0 || !f.have_json) {
