@@ -244,6 +244,10 @@ static char *cases_text(const router_t *rt, batch_item_t *items, size_t n) {
     return s;
 }
 
+bool batch_db_usable(PGconn *db) {
+    return PQstatus(db) == CONNECTION_OK && PQpipelineStatus(db) == PQ_PIPELINE_OFF;
+}
+
 int batch_prepare(PGconn *db) {
     /* A plan of these statements cannot depend on the batch (one JSON
      * document), and planning each anew (about half a millisecond) was a
@@ -384,7 +388,7 @@ int batch_commit(PGconn *db, const router_t *rt, const dedup_opts_t *dd, batch_i
 fail:
     PQclear(r);
     fb_map_destroy(&by_tracking, NULL);
-    if (PQstatus(db) == CONNECTION_OK && PQpipelineStatus(db) == PQ_PIPELINE_OFF)
+    if (batch_db_usable(db))
         fb_db_exec(db, "ROLLBACK", 0, NULL);
     /* As they came, but for the classification (batch_item_t.classified):
      * the items may be tried again. */

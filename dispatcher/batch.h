@@ -47,9 +47,13 @@ typedef struct dedup_opts {
 int batch_prepare(PGconn *db);
 
 /* Stores items in one transaction. On success (0) every item is durable and
- * may be acknowledged; on failure nothing was written (rolled back). */
+ * may be acknowledged; on failure nothing was written (rolled back), and
+ * the connection can take another batch if batch_db_usable says so. */
 int batch_commit(PGconn *db, const router_t *rt, const dedup_opts_t *dd, batch_item_t *items,
                  size_t n);
+/* The connection can take a statement: connected, and out of the pipeline
+ * mode a batch uses (which it leaves unless the connection broke). */
+bool batch_db_usable(PGconn *db);
 
 /* The assignment event of items[k] published after COMMIT: caller's json_t. */
 json_t *batch_assignment_json(const batch_item_t *items, const batch_item_t *it);

@@ -224,7 +224,7 @@ static int commit_items(dispatcher_t *d, batch_item_t *items, size_t n) {
 /* After a failed statement the connection is usable again (rolled back);
  * after a lost connection it is dropped, and a new one is made later. */
 static bool db_still_usable(dispatcher_t *d) {
-    if (PQstatus(d->db) == CONNECTION_OK && PQpipelineStatus(d->db) == PQ_PIPELINE_OFF)
+    if (batch_db_usable(d->db))
         return true;
     db_drop(d);
     return false;
