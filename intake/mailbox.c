@@ -97,11 +97,7 @@ static int ensure_dir(const char *dir) {
     char *slash = strrchr(parent, '/');
     if (slash && slash != parent)
         *slash = '\0';
-    int fd = open(slash ? parent : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
+    (void)fb_fsync_dir(slash ? parent : ".");
     return 0;
 }
 
@@ -182,14 +178,9 @@ static int store_raw(const struct intake_mailbox *mb, int fd, const char *file, 
     snprintf(name, sizeof name, "%s.eml", sha);
     if (join_path(src, sizeof src, mb->new_dir, file) == 0 &&
         join_path(dst, sizeof dst, mb->mail_dir, name) == 0 &&
-        (link(src, dst) == 0 || errno == EEXIST)) {
-        int d = open(mb->mail_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        bool durable = fsync(fd) == 0 && d >= 0 && fsync(d) == 0;
-        if (d >= 0)
-            close(d);
-        if (durable)
-            return 0;
-    }
+        (link(src, dst) == 0 || errno == EEXIST) && fsync(fd) == 0 &&
+        fb_fsync_dir(mb->mail_dir) == 0)
+        return 0;
     return fb_store_durably(mb->mail_dir, name, data, len);
 }
 

@@ -46,7 +46,7 @@ int fb_photo_path(const char *data_dir, const char *sha256_hex, const char *cont
     return n < 0 || (size_t)n >= outlen ? FB_EINVAL : 0;
 }
 
-static int fsync_dir(const char *path) {
+int fb_fsync_dir(const char *path) {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return FB_EIO;
@@ -61,7 +61,7 @@ static int fsync_dir(const char *path) {
  * directory that holds it, or a crash could lose the photos stored in it. */
 static int ensure_dir(const char *dir, const char *parent) {
     if (mkdir(dir, 0700) == 0)
-        return fsync_dir(parent);
+        return fb_fsync_dir(parent);
     return errno == EEXIST ? 0 : FB_EIO;
 }
 
@@ -97,7 +97,7 @@ int fb_store_durably(const char *dir, const char *name, const void *bytes, size_
     fd = -1;
     if (closed != 0 || rename(tmp, final) != 0)
         goto fail;
-    return fsync_dir(dir);
+    return fb_fsync_dir(dir);
 fail : {
     int saved = errno;
     if (fd >= 0)

@@ -34,6 +34,9 @@ int fb_photo_path(const char *data_dir, const char *sha256_hex, const char *cont
  * of that size is there already (names are content digests); otherwise a
  * temporary file in dir, fsync, rename, fsync of dir. FB_EIO (errno set). */
 int fb_store_durably(const char *dir, const char *name, const void *bytes, size_t len);
+/* fsyncs the directory path, so that the names made in it last: 0 or FB_EIO
+ * (errno set). */
+int fb_fsync_dir(const char *path);
 
 int fb_photo_store(const char *data_dir, const void *bytes, size_t len, char sha256_hex[65],
                    const char **content_type);
