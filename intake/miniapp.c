@@ -370,14 +370,8 @@ static void report_http(intake_t *in, fb_http_req_t *req, const char *channel,
                   MAX_PHOTOS);
         goto fail;
     }
-    int rc = fb_upload_read(req, &form);
-    if (form.refusal.status) {
+    if (fb_upload_read(req, &form) != 0) {
         err = form.refusal;
-        goto fail;
-    }
-    if (rc != 0) {
-        fb_refuse(&err, 400, "malformed_multipart", NULL,
-                  "the body is not well-formed multipart/form-data");
         goto fail;
     }
     const char *types[MAX_PHOTOS];

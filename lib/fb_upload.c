@@ -72,7 +72,12 @@ static int on_field(void *ud, const char *name, const char *filename, const char
 
 int fb_upload_read(fb_http_req_t *req, fb_upload_t *u) {
     int rc = fb_http_form(req, on_field, u);
-    return u->refusal.status || rc != 0 ? FB_EINVAL : 0;
+    if (u->refusal.status)
+        return FB_EINVAL;
+    if (rc != 0)
+        return fb_refuse(&u->refusal, 400, "malformed_multipart", NULL,
+                         "the body is not well-formed multipart/form-data");
+    return 0;
 }
 
 void fb_upload_free(fb_upload_t *u) {

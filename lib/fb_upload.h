@@ -39,9 +39,9 @@ typedef struct {
     char field_buf[72];
 } fb_upload_t;
 
-/* Reads req's form into u. Returns 0; or, with u->refusal.status set, a refusal to
- * answer; or, without, FB_EINVAL for a body that is not well-formed
- * multipart/form-data. */
+/* Reads req's form into u. Returns 0; or FB_EINVAL with u->refusal to
+ * answer (a part refused, or a body that is not well-formed
+ * multipart/form-data). */
 int fb_upload_read(fb_http_req_t *req, fb_upload_t *u);
 /* Frees the parts' data (u itself, with the refusal, stays readable). */
 void fb_upload_free(fb_upload_t *u);

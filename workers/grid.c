@@ -88,17 +88,14 @@ static bool read_decision(fb_worker_t *w, fb_http_req_t *req, json_t **doc, s_de
     bool ok = false;
     *doc = NULL;
     if (ctype && strncasecmp(ctype, "multipart/form-data", 19) == 0) {
-        int rc = fb_upload_read(req, &f);
-        if (f.refusal.status) {
+        if (fb_upload_read(req, &f) != 0) {
             fb_http_error(req, f.refusal.status, f.refusal.code, f.refusal.field, "%s",
                           f.refusal.message);
             goto done;
         }
-        if (rc != 0 || !f.have_json) {
-            fb_http_error(req, rc ? 400 : 422, rc ? "malformed_multipart" : "missing_field",
-                          rc ? NULL : "verify", "%s",
-                          rc ? "the body is not well-formed multipart/form-data"
-                             : "part verify (the decision as JSON) is required");
+        if (!f.have_json) {
+            fb_http_error(req, 422, "missing_field", "verify",
+                          "part verify (the decision as JSON) is required");
             goto done;
         }
         text = f.json.data;
