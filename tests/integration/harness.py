@@ -709,6 +709,18 @@ def order(order_no, content, **extra):
     return o
 
 
+def bus_petition(seq, tracking_no, idem_key, **fields):
+    """The frames of a petition message as an intake sends it on the bus
+    (DESIGN.md): a hotline petition, with fields replaced or added."""
+    p = {"tracking_no": tracking_no, "channel": "hotline", "idem_key": idem_key,
+         "received_at": "2026-01-05T10:00:00+08:00", "spooled_at": "2026-01-05T10:00:00+08:00",
+         "caller": None, "content": "x", "content_norm": "x", "category": None,
+         "address": None, "location": None, "urgency": "normal", "kind": "help",
+         "callback": False, "raw": {}}
+    p.update(fields)
+    return [b"FB1", b"PET", seq.to_bytes(8, "big"), json.dumps(p, ensure_ascii=False).encode()]
+
+
 def main(fn):
     """Runs fn() as a test script: exit 0 on success, 1 with the traceback on
     any failure."""

@@ -10,7 +10,7 @@ import time
 
 import zmq
 
-from harness import Checks, Cluster, binary, log, main, order
+from harness import Checks, Cluster, binary, bus_petition, log, main, order
 
 
 def keypair():
@@ -35,13 +35,8 @@ def stranger_sends(endpoint, server_public, mechanism):
         s.curve_publickey = pub
         s.curve_secretkey = sec
     s.connect(endpoint)
-    body = ('{"tracking_no":"20260101-9-000001","channel":"hotline","idem_key":"STRANGER-%s",'
-            '"received_at":"2026-01-05T10:00:00+08:00","spooled_at":"2026-01-05T10:00:00+08:00",'
-            '"caller":null,"content":"x","content_norm":"x","category":null,"address":null,'
-            '"location":null,"urgency":"normal","kind":"help","callback":false,"raw":{}}'
-            % mechanism)
     try:
-        s.send_multipart([b"FB1", b"PET", (1).to_bytes(8, "big"), body.encode()])
+        s.send_multipart(bus_petition(1, "20260101-9-000001", "STRANGER-" + mechanism))
         answered = bool(s.poll(2000))
     except zmq.Again:
         answered = False  # no peer would take it: refused before it was sent

@@ -5,19 +5,20 @@ petitions it was batched with.
 A well-formed grid report naming a grid that does not exist (as when a grid
 is removed while an intake still holds its worker's token) reaches the
 dispatcher's bus together with three ordinary hotline orders, in one batch
-(batch_wait_ms holds the batch open): its case cannot refer to the grid. The batch fails; the dispatcher then stores each
-petition alone: the three orders get their cases at once — intake's resend
-is set to a minute, so they could not have come through a resend — and the
-refused one is named in the log, stored nowhere and not acknowledged. The
-orders come as free text and the model classifies them: stored on the second
-try, their cases still say the model chose the category (not the resident);
-under ASan, what the failed try had read back (regions) must not leak."""
+(batch_wait_ms holds the batch open): its case cannot refer to the grid.
+The batch fails; the dispatcher then stores each petition alone: the three
+orders get their cases at once — intake's resend is set to a minute, so they
+could not have come through a resend — and the refused one is named in the
+log, stored nowhere and not acknowledged. The orders come as free text and
+the model classifies them: stored on the second try, their cases still say
+the model chose the category (not the resident); under ASan, what the failed
+try had read back (regions) must not leak."""
 
 import time
 
 import zmq
 
-from harness import Checks, Cluster, log, main, order
+from harness import Checks, Cluster, bus_petition, log, main, order
 
 POISON = "20260101-9-000077"
 
@@ -30,14 +31,10 @@ def send_poison(endpoint):
     s.setsockopt(zmq.LINGER, 0)
     s.setsockopt(zmq.SNDTIMEO, 5000)
     s.connect(endpoint)
-    body = ('{"tracking_no":"%s","channel":"grid","idem_key":"POISON-1",'
-            '"received_at":"2026-01-05T10:00:00+08:00","spooled_at":"2026-01-05T10:00:00+08:00",'
-            '"caller":null,"content":"路灯不亮","content_norm":"路灯不亮","category":null,'
-            '"address":null,"location":null,"urgency":"normal","kind":"report",'
-            '"callback":false,"raw":{},'
-            '"grid":{"region":"999999999999","worker":"nobody","resolved_on_site":false}}'
-            % POISON)
-    s.send_multipart([b"FB1", b"PET", (77).to_bytes(8, "big"), body.encode()])
+    s.send_multipart(bus_petition(
+        77, POISON, "POISON-1", channel="grid", content="路灯不亮", content_norm="路灯不亮",
+        kind="report",
+        grid={"region": "999999999999", "worker": "nobody", "resolved_on_site": False}))
     return s
 
 
